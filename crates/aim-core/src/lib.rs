@@ -1,0 +1,28 @@
+//! `aim-core`: the pure domain library of AIM (Agent Identity Management).
+//!
+//! Synchronous, no network, no database. It touches the filesystem only where the concept *is* a
+//! file: the identity store, pinned peers, the replay cache and the local audit log.
+//!
+//! Modules are named after the concept they implement:
+//! - [`keys`]: Ed25519 key pairs, public-key encodings, self-certifying agent ids, sign/verify.
+//! - [`canonical`]: RFC 8785 canonical JSON, the bytes that get signed or hashed.
+//! - [`seal`]: AES-256-GCM envelope for private keys at rest (Argon2id passphrase or key file).
+//! - [`fsio`]: atomic writes and permission checks for secret files.
+//! - [`identity`]: the on-disk identity store (`$OPENA2A_HOME/aim-core/identities/<agent-id>/`).
+//! - [`peer`]: pinned public keys of other agents (standalone peer trust).
+//! - [`aip`]: AIP §5.1 challenge-response, with a replay cache.
+//! - [`audit`]: the SHA-256 hash chain, RFC 9162 Merkle tree, proofs and signed checkpoints.
+//! - [`clock`]: injected time.
+
+pub mod aip;
+pub mod audit;
+pub mod canonical;
+pub mod clock;
+pub mod error;
+pub mod fsio;
+pub mod identity;
+pub mod keys;
+pub mod peer;
+pub mod seal;
+
+pub use error::{Error, Result};
