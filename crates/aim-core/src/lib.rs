@@ -12,6 +12,7 @@
 //! - [`peer`]: pinned public keys of other agents (standalone peer trust).
 //! - [`aip`]: AIP §5.1 challenge-response, with a replay cache.
 //! - [`audit`]: the SHA-256 hash chain, RFC 9162 Merkle tree, proofs and signed checkpoints.
+//! - [`standards`]: AIP / ATX / ATP verification and the fixture-driven conformance runner.
 //! - [`clock`]: injected time.
 
 pub mod aip;
@@ -24,5 +25,6 @@ pub mod identity;
 pub mod keys;
 pub mod peer;
 pub mod seal;
+pub mod standards;
 
 pub use error::{Error, Result};
