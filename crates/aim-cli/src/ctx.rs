@@ -46,7 +46,10 @@ impl Ctx {
 
     /// Prints a JSON value on stdout (pretty, one document).
     pub fn print_json(&self, v: &serde_json::Value) {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+        );
     }
 }
 

@@ -68,7 +68,12 @@ fn main() -> ExitCode {
         Command::Conformance(c) => cmd::conformance::run(&ctx, c),
         Command::Credential(c) => cmd::credential::run(&ctx, c),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "opena2a", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "opena2a",
+                &mut std::io::stdout(),
+            );
             Ok(Outcome::Success)
         }
     };

@@ -11,7 +11,8 @@ use crate::{Error, Result};
 /// RFC 8785 canonical bytes of any serializable value (object keys sorted by UTF-16 code units,
 /// ECMAScript number formatting, minimal string escaping, no whitespace).
 pub fn jcs<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json_canonicalizer::to_vec(value).map_err(|e| Error::invalid("JSON for canonicalization", e))
+    serde_json_canonicalizer::to_vec(value)
+        .map_err(|e| Error::invalid("JSON for canonicalization", e))
 }
 
 /// [`jcs`] as a `String` (JCS output is always UTF-8).
