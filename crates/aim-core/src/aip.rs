@@ -15,7 +15,7 @@
 //! - the signature is checked over bytes rebuilt from the *challenge* the verifier issued, never
 //!   from the response's echo of it;
 //! - it never mutates state: recording a nonce as used is the caller's job after acceptance (see
-//!   [`NonceCache`]), so a verification that fails cannot burn a nonce.
+//!   [`ChallengeLedger`]), so a verification that fails cannot burn a nonce.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -287,60 +287,90 @@ pub fn verify_response(
     Ok(())
 }
 
-/// Consumed nonces, remembered until their challenge expires, persisted in one JSON file
-/// (`aim-core/aip-nonces.json`). Callers hold the data-root lock while they check and record.
+/// The local verifier's memory of challenges, persisted in one JSON file
+/// (`aim-core/aip-challenges.json`): which nonces it issued and which were consumed, each kept
+/// until its challenge expires. Callers hold the data-root lock while they check and record.
+///
+/// Requiring that a challenge was issued here defeats pre-play: a response the agent signed for a
+/// challenge someone else made up (with our issuer DID) is not accepted.
 #[derive(Debug)]
-pub struct NonceCache {
+pub struct ChallengeLedger {
     path: PathBuf,
-    /// nonce → expiry
-    seen: BTreeMap<String, DateTime<Utc>>,
+    /// nonce → expiry of challenges issued by this verifier.
+    issued: BTreeMap<String, DateTime<Utc>>,
+    /// nonce → expiry of consumed nonces.
+    used: BTreeMap<String, DateTime<Utc>>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct NonceFile {
+#[derive(Serialize, Deserialize, Default)]
+struct LedgerFile {
     version: u32,
-    nonces: BTreeMap<String, String>,
+    issued: BTreeMap<String, String>,
+    used: BTreeMap<String, String>,
 }
 
-impl NonceCache {
-    /// Loads the cache (a missing file is an empty cache), dropping entries expired at `now`.
+impl ChallengeLedger {
+    /// Loads the ledger (a missing file is empty), dropping entries expired at `now`.
     pub fn load(path: &Path, now: DateTime<Utc>) -> Result<Self> {
-        let mut seen = BTreeMap::new();
-        if path.exists() {
+        let file: LedgerFile = if path.exists() {
             let text = fsio::read_text(path, 64 * 1024 * 1024)?;
-            let file: NonceFile = serde_json::from_str(&text)
-                .map_err(|e| Error::invalid("nonce cache", format!("{}: {e}", path.display())))?;
-            for (n, exp) in file.nonces {
+            serde_json::from_str(&text).map_err(|e| {
+                Error::invalid("challenge ledger", format!("{}: {e}", path.display()))
+            })?
+        } else {
+            LedgerFile::default()
+        };
+        let live = |m: BTreeMap<String, String>| -> Result<BTreeMap<String, DateTime<Utc>>> {
+            let mut out = BTreeMap::new();
+            for (n, exp) in m {
                 let exp = parse_rfc3339(&exp)?;
                 if exp > now {
-                    seen.insert(n, exp);
+                    out.insert(n, exp);
                 }
             }
-        }
-        Ok(NonceCache {
+            Ok(out)
+        };
+        Ok(ChallengeLedger {
             path: path.to_path_buf(),
-            seen,
+            issued: live(file.issued)?,
+            used: live(file.used)?,
         })
     }
 
-    /// Whether `nonce` was consumed and has not yet expired.
-    pub fn contains(&self, nonce: &str) -> bool {
-        self.seen.contains_key(nonce)
+    /// Whether this verifier issued a (still unexpired) challenge with `nonce`.
+    pub fn was_issued(&self, nonce: &str) -> bool {
+        self.issued.contains_key(nonce)
     }
 
-    /// Records `nonce` as consumed until `expires_at` and writes the file atomically.
-    pub fn record(&mut self, nonce: &str, expires_at: DateTime<Utc>) -> Result<()> {
-        self.seen.insert(nonce.to_string(), expires_at);
-        let file = NonceFile {
+    /// Whether `nonce` was consumed and has not yet expired.
+    pub fn was_used(&self, nonce: &str) -> bool {
+        self.used.contains_key(nonce)
+    }
+
+    /// Records a challenge this verifier issued and saves the ledger.
+    pub fn record_issued(&mut self, c: &Challenge) -> Result<()> {
+        self.issued
+            .insert(c.nonce.clone(), parse_rfc3339(&c.expires_at)?);
+        self.save()
+    }
+
+    /// Records `nonce` as consumed until `expires_at` and saves the ledger.
+    pub fn record_used(&mut self, nonce: &str, expires_at: DateTime<Utc>) -> Result<()> {
+        self.used.insert(nonce.to_string(), expires_at);
+        self.save()
+    }
+
+    fn save(&self) -> Result<()> {
+        let dump = |m: &BTreeMap<String, DateTime<Utc>>| {
+            m.iter().map(|(n, e)| (n.clone(), rfc3339(*e))).collect()
+        };
+        let file = LedgerFile {
             version: 1,
-            nonces: self
-                .seen
-                .iter()
-                .map(|(n, e)| (n.clone(), rfc3339(*e)))
-                .collect(),
+            issued: dump(&self.issued),
+            used: dump(&self.used),
         };
         let body =
-            serde_json::to_vec_pretty(&file).map_err(|e| Error::invalid("nonce cache", e))?;
+            serde_json::to_vec_pretty(&file).map_err(|e| Error::invalid("challenge ledger", e))?;
         fsio::atomic_write(&self.path, &body, fsio::SECRET_FILE_MODE)
     }
 }
@@ -526,15 +556,27 @@ mod tests {
     }
 
     #[test]
-    fn nonce_cache_persists_and_forgets_expired() {
+    fn ledger_persists_and_forgets_expired() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("n.json");
         let now = parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
-        let mut cache = NonceCache::load(&p, now).unwrap();
-        cache.record("a", now + Duration::seconds(10)).unwrap();
-        cache.record("b", now + Duration::seconds(1000)).unwrap();
-        let later = NonceCache::load(&p, now + Duration::seconds(20)).unwrap();
-        assert!(!later.contains("a"));
-        assert!(later.contains("b"));
+        let mut ledger = ChallengeLedger::load(&p, now).unwrap();
+        let c = issue_challenge("a", "b", now, &mut rand::rng());
+        ledger.record_issued(&c).unwrap();
+        ledger
+            .record_used("a", now + Duration::seconds(10))
+            .unwrap();
+        ledger
+            .record_used("b", now + Duration::seconds(1000))
+            .unwrap();
+        let later = ChallengeLedger::load(&p, now + Duration::seconds(20)).unwrap();
+        assert!(!later.was_used("a"));
+        assert!(later.was_used("b"));
+        assert!(later.was_issued(&c.nonce));
+        let much_later = ChallengeLedger::load(&p, now + Duration::seconds(400)).unwrap();
+        assert!(
+            !much_later.was_issued(&c.nonce),
+            "issued challenges are forgotten after expiry"
+        );
     }
 }
