@@ -221,6 +221,9 @@ pub fn validate_capability(cap: &str) -> Result<()> {
     }
 }
 
+/// Readable identities, and the directories that could not be read (with why).
+pub type Listing = (Vec<Identity>, Vec<(PathBuf, Error)>);
+
 /// One finding of [`IdentityStore::check`].
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckItem {
@@ -357,11 +360,11 @@ impl IdentityStore {
     }
 
     /// All identities, plus the directories that could not be read (with why).
-    pub fn list(&self) -> Result<(Vec<Identity>, Vec<(PathBuf, Error)>)> {
+    pub fn list(&self) -> Result<Listing> {
         self.list_unlocked()
     }
 
-    fn list_unlocked(&self) -> Result<(Vec<Identity>, Vec<(PathBuf, Error)>)> {
+    fn list_unlocked(&self) -> Result<Listing> {
         let dir = self.identities_dir();
         let mut ok = Vec::new();
         let mut bad = Vec::new();

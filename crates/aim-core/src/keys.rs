@@ -237,11 +237,20 @@ impl KeyPair {
         Ok(self.sign(&crate::canonical::jcs(value)?))
     }
 
-    /// PKCS#8 v1 PEM of the private key, for explicit export only. Wiped on drop.
+    /// PKCS#8 **v1** PEM of the private key (RFC 8410 `PrivateKeyInfo`, no embedded public key:
+    /// the v2 form is not read by OpenSSL 3.0), for explicit export only. Wiped on drop.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>> {
-        self.0
+        let v1 = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: *self.seed(),
+            public_key: None,
+        };
+        let pem = v1
             .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| Error::Crypto(format!("PKCS#8 encoding failed: {e}")))
+            .map_err(|e| Error::Crypto(format!("PKCS#8 encoding failed: {e}")));
+        // `KeypairBytes` does not zeroize on drop; the seed copy above is wiped here.
+        let mut v1 = v1;
+        zeroize::Zeroize::zeroize(&mut v1.secret_key);
+        pem
     }
 
     /// The underlying dalek key (for protocol modules that need it).
