@@ -100,10 +100,10 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert("www-authenticate", HeaderValue::from_static("Bearer"));
         }
-        if let Some(secs) = self.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert("retry-after", v);
-            }
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert("retry-after", v);
         }
         resp
     }

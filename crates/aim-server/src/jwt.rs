@@ -265,10 +265,8 @@ impl JwtKeys {
     async fn reload_throttled(&self) {
         let recent =
             matches!(*self.last_reload.lock().await, Some(t) if t.elapsed() < RELOAD_EVERY);
-        if !recent {
-            if let Err(e) = self.reload().await {
-                tracing::warn!(error = %e, "cannot reload JWT keys");
-            }
+        if !recent && let Err(e) = self.reload().await {
+            tracing::warn!(error = %e, "cannot reload JWT keys");
         }
     }
 

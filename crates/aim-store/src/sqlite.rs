@@ -50,10 +50,10 @@ fn restrict_permissions(path: &std::path::Path) {
         path.with_extension("db-wal"),
         path.with_extension("db-shm"),
     ] {
-        if p.exists() {
-            if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
-                tracing::warn!(path = %p.display(), error = %e, "cannot restrict database file permissions");
-            }
+        if p.exists()
+            && let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!(path = %p.display(), error = %e, "cannot restrict database file permissions");
         }
     }
 }

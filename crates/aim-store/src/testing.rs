@@ -38,7 +38,10 @@ impl TestDb {
     /// broken database must fail the run, not skip it.
     pub async fn postgres(test: &str) -> Option<TestDb> {
         let Ok(admin_url) = std::env::var(PG_ENV) else {
-            eprintln!("SKIPPED: {PG_ENV} not set ({test} on PostgreSQL did not run)");
+            // Written to the real stderr (not `eprintln!`, which the test harness captures), so the
+            // skip is visible in every run.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "SKIPPED: {PG_ENV} not set ({test} on PostgreSQL did not run)");
             return None;
         };
         let name = format!("aim_test_{}", uuid::Uuid::new_v4().simple());

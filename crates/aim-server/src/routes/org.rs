@@ -46,22 +46,22 @@ pub async fn update_org(
         .get_org(org)
         .await?
         .ok_or_else(|| ApiError::not_found("organization"))?;
-    if let Some(v) = req.require_2fa_for_admins {
-        if v != o.require_2fa_admins {
-            let a = state.audit(
-                Some(org),
-                "org.settings_changed",
-                caller.actor(),
-                Some(format!("org:{org}")),
-                json!({ "require2faForAdmins": v }),
-                caller.client_addr.clone(),
-            );
-            o = state
-                .store
-                .set_org_require_2fa_admins(org, v, &a)
-                .await?
-                .ok_or_else(|| ApiError::not_found("organization"))?;
-        }
+    if let Some(v) = req.require_2fa_for_admins
+        && v != o.require_2fa_admins
+    {
+        let a = state.audit(
+            Some(org),
+            "org.settings_changed",
+            caller.actor(),
+            Some(format!("org:{org}")),
+            json!({ "require2faForAdmins": v }),
+            caller.client_addr.clone(),
+        );
+        o = state
+            .store
+            .set_org_require_2fa_admins(org, v, &a)
+            .await?
+            .ok_or_else(|| ApiError::not_found("organization"))?;
     }
     Ok(Json(org_json(&o)))
 }

@@ -167,44 +167,44 @@ pub async fn update(
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
     let now = state.now_ms();
-    if let Some(role) = req.role {
-        if role != user.role {
-            let a = state.audit(
-                Some(org),
-                "user.role_changed",
-                caller.actor(),
-                Some(format!("user:{id}")),
-                json!({ "from": user.role, "to": role }),
-                caller.client_addr.clone(),
-            );
-            user = state
-                .store
-                .set_user_role(org, id, role, now, &a)
-                .await?
-                .ok_or_else(|| ApiError::not_found("user"))?;
-        }
+    if let Some(role) = req.role
+        && role != user.role
+    {
+        let a = state.audit(
+            Some(org),
+            "user.role_changed",
+            caller.actor(),
+            Some(format!("user:{id}")),
+            json!({ "from": user.role, "to": role }),
+            caller.client_addr.clone(),
+        );
+        user = state
+            .store
+            .set_user_role(org, id, role, now, &a)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
     }
-    if let Some(active) = req.active {
-        if active != user.active {
-            let ev = if active {
-                "user.activated"
-            } else {
-                "user.deactivated"
-            };
-            let a = state.audit(
-                Some(org),
-                ev,
-                caller.actor(),
-                Some(format!("user:{id}")),
-                json!({}),
-                caller.client_addr.clone(),
-            );
-            user = state
-                .store
-                .set_user_active(org, id, active, now, &a)
-                .await?
-                .ok_or_else(|| ApiError::not_found("user"))?;
-        }
+    if let Some(active) = req.active
+        && active != user.active
+    {
+        let ev = if active {
+            "user.activated"
+        } else {
+            "user.deactivated"
+        };
+        let a = state.audit(
+            Some(org),
+            ev,
+            caller.actor(),
+            Some(format!("user:{id}")),
+            json!({}),
+            caller.client_addr.clone(),
+        );
+        user = state
+            .store
+            .set_user_active(org, id, active, now, &a)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
     }
     Ok(Json(user_json(&user)))
 }

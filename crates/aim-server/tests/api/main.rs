@@ -5,6 +5,6 @@ mod common;
 
 mod api_keys;
 mod auth;
-// mod rbac;
+mod rbac;
 mod totp;
 mod users;
