@@ -1,0 +1,410 @@
+//! The one server configuration.
+//!
+//! Precedence: command-line flags > `AIM_*` environment variables > TOML file (`--config`) >
+//! defaults. Every key is documented in `docs/server-config.md`; no secret has a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The resolved server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (`listen`, `AIM_LISTEN`, `--listen`). Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Data root (`home`, `OPENA2A_HOME`, `--home`). Default `~/.opena2a`.
+    pub home: PathBuf,
+    /// Database URL (`database_url`, `AIM_DATABASE_URL`, `--database-url`). Default: SQLite at
+    /// `$OPENA2A_HOME/aim-server/aim.db`. A `postgres://` URL selects PostgreSQL.
+    pub database_url: Option<String>,
+    /// Database pool size. Default 10.
+    pub database_max_connections: u32,
+    /// JWT `iss` claim. Default `aim-server`.
+    pub jwt_issuer: String,
+    /// JWT `aud` claim. Default `aim-api`.
+    pub jwt_audience: String,
+    /// Access token lifetime in seconds. Default 900 (15 minutes).
+    pub access_token_ttl_secs: u64,
+    /// Refresh token lifetime in seconds. Default 2 592 000 (30 days).
+    pub refresh_token_ttl_secs: u64,
+    /// A new JWT signing key is created when the newest one is older than this. Default 30 days.
+    pub jwt_key_rotation_secs: u64,
+    /// Email of the first admin, used once on first start. Default `admin@localhost`.
+    pub bootstrap_admin_email: String,
+    /// Password of the first admin (env `AIM_BOOTSTRAP_ADMIN_PASSWORD` only). When absent a
+    /// one-time password is generated and printed once to stderr.
+    pub bootstrap_admin_password: Option<SecretString>,
+    /// Name of the first organization. Default `default`.
+    pub bootstrap_org_name: String,
+    /// Master key for encrypting secret columns (env `AIM_MASTER_KEY`, base64 of 32 bytes). When
+    /// absent, the key file is used (created 0600 on first start).
+    pub master_key: Option<SecretString>,
+    /// Master key file. Default `$OPENA2A_HOME/aim-server/master.key`.
+    pub master_key_file: PathBuf,
+    /// Lockout: failures allowed in the window. Default 5.
+    pub lockout_max_failures: u32,
+    /// Lockout: counting window in seconds. Default 900.
+    pub lockout_window_secs: u64,
+    /// Lockout: lock duration in seconds. Default 1800.
+    pub lockout_duration_secs: u64,
+    /// TOTP issuer shown in authenticator apps. Default `AIM`.
+    pub totp_issuer: String,
+    /// Log format. Default `text`.
+    pub log_format: LogFormat,
+    /// `tracing` filter. Default `info`.
+    pub log_level: String,
+}
+
+/// The TOML file: every key optional, unknown keys rejected (typos must not silently fall back to
+/// defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub home: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub database_max_connections: Option<u32>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub access_token_ttl_secs: Option<u64>,
+    pub refresh_token_ttl_secs: Option<u64>,
+    pub jwt_key_rotation_secs: Option<u64>,
+    pub bootstrap_admin_email: Option<String>,
+    pub bootstrap_org_name: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub lockout_max_failures: Option<u32>,
+    pub lockout_window_secs: Option<u64>,
+    pub lockout_duration_secs: Option<u64>,
+    pub totp_issuer: Option<String>,
+    pub log_format: Option<LogFormat>,
+    pub log_level: Option<String>,
+}
+
+/// Values given on the command line (highest precedence).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub home: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Resolves the configuration from flags, the process environment and the optional file.
+    pub fn load(flags: &Overrides) -> Result<Config, Error> {
+        Self::load_with_env(flags, &|k| std::env::var(k).ok())
+    }
+
+    /// As [`Config::load`], with an explicit environment (tests).
+    pub fn load_with_env(
+        flags: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, Error> {
+        let file = match &flags.config_file {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        let e = |k: &str| env(k).filter(|v| !v.is_empty());
+        let home = flags
+            .home
+            .clone()
+            .or_else(|| e("OPENA2A_HOME").map(PathBuf::from))
+            .or(file.home)
+            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".opena2a")))
+            .ok_or_else(|| {
+                Error::Config("neither OPENA2A_HOME nor HOME is set; pass --home DIR".into())
+            })?;
+        let listen_s = flags
+            .listen
+            .clone()
+            .or_else(|| e("AIM_LISTEN"))
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_s.parse().map_err(|_| {
+            Error::Config(format!(
+                "listen address {listen_s:?} is not ADDR:PORT (e.g. 127.0.0.1:8080)"
+            ))
+        })?;
+        let num = |key: &str, file_v: Option<u64>, default: u64| -> Result<u64, Error> {
+            match e(key) {
+                Some(v) => v.parse::<u64>().map_err(|_| {
+                    Error::Config(format!("{key}={v:?} is not a non-negative integer"))
+                }),
+                None => Ok(file_v.unwrap_or(default)),
+            }
+        };
+        let small = |key: &str, file_v: Option<u32>, default: u32| -> Result<u32, Error> {
+            let v = num(key, file_v.map(u64::from), u64::from(default))?;
+            u32::try_from(v).map_err(|_| Error::Config(format!("{key} is too large")))
+        };
+        let log_format = match (flags.log_format, e("AIM_LOG_FORMAT")) {
+            (Some(f), _) => f,
+            (None, Some(v)) => match v.as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                other => {
+                    return Err(Error::Config(format!(
+                        "AIM_LOG_FORMAT={other:?}: use text or json"
+                    )));
+                }
+            },
+            (None, None) => file.log_format.unwrap_or_default(),
+        };
+        let cfg = Config {
+            listen,
+            database_url: flags
+                .database_url
+                .clone()
+                .or_else(|| e("AIM_DATABASE_URL"))
+                .or(file.database_url),
+            database_max_connections: small(
+                "AIM_DATABASE_MAX_CONNECTIONS",
+                file.database_max_connections,
+                10,
+            )?,
+            jwt_issuer: e("AIM_JWT_ISSUER")
+                .or(file.jwt_issuer)
+                .unwrap_or_else(|| "aim-server".into()),
+            jwt_audience: e("AIM_JWT_AUDIENCE")
+                .or(file.jwt_audience)
+                .unwrap_or_else(|| "aim-api".into()),
+            access_token_ttl_secs: num(
+                "AIM_ACCESS_TOKEN_TTL_SECS",
+                file.access_token_ttl_secs,
+                900,
+            )?,
+            refresh_token_ttl_secs: num(
+                "AIM_REFRESH_TOKEN_TTL_SECS",
+                file.refresh_token_ttl_secs,
+                30 * 86_400,
+            )?,
+            jwt_key_rotation_secs: num(
+                "AIM_JWT_KEY_ROTATION_SECS",
+                file.jwt_key_rotation_secs,
+                30 * 86_400,
+            )?,
+            bootstrap_admin_email: e("AIM_BOOTSTRAP_ADMIN_EMAIL")
+                .or(file.bootstrap_admin_email)
+                .unwrap_or_else(|| "admin@localhost".into())
+                .trim()
+                .to_lowercase(),
+            bootstrap_admin_password: e("AIM_BOOTSTRAP_ADMIN_PASSWORD").map(SecretString::from),
+            bootstrap_org_name: e("AIM_BOOTSTRAP_ORG_NAME")
+                .or(file.bootstrap_org_name)
+                .unwrap_or_else(|| "default".into()),
+            master_key: e("AIM_MASTER_KEY").map(SecretString::from),
+            master_key_file: e("AIM_MASTER_KEY_FILE")
+                .map(PathBuf::from)
+                .or(file.master_key_file)
+                .unwrap_or_else(|| home.join("aim-server").join("master.key")),
+            lockout_max_failures: small("AIM_LOCKOUT_MAX_FAILURES", file.lockout_max_failures, 5)?,
+            lockout_window_secs: num("AIM_LOCKOUT_WINDOW_SECS", file.lockout_window_secs, 900)?,
+            lockout_duration_secs: num(
+                "AIM_LOCKOUT_DURATION_SECS",
+                file.lockout_duration_secs,
+                1800,
+            )?,
+            totp_issuer: e("AIM_TOTP_ISSUER")
+                .or(file.totp_issuer)
+                .unwrap_or_else(|| "AIM".into()),
+            log_format,
+            log_level: e("AIM_LOG_LEVEL")
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+            home,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// A configuration with defaults for tests and embedding: listens on an ephemeral loopback
+    /// port, SQLite under `home`.
+    pub fn for_home(home: &Path) -> Result<Config, Error> {
+        let flags = Overrides {
+            home: Some(home.to_path_buf()),
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        };
+        Self::load_with_env(&flags, &|_| None)
+    }
+
+    /// The database URL actually used (default SQLite file under the data root).
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.home.join("aim-server").join("aim.db").display()
+            ),
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.access_token_ttl_secs == 0 || self.access_token_ttl_secs > 86_400 {
+            return Err(Error::Config(
+                "access_token_ttl_secs must be between 1 and 86400".into(),
+            ));
+        }
+        if self.refresh_token_ttl_secs < self.access_token_ttl_secs {
+            return Err(Error::Config(
+                "refresh_token_ttl_secs must not be shorter than access_token_ttl_secs".into(),
+            ));
+        }
+        if self.jwt_key_rotation_secs < self.access_token_ttl_secs {
+            return Err(Error::Config(
+                "jwt_key_rotation_secs must not be shorter than access_token_ttl_secs".into(),
+            ));
+        }
+        if self.lockout_max_failures == 0 {
+            return Err(Error::Config(
+                "lockout_max_failures must be at least 1".into(),
+            ));
+        }
+        if let Some(url) = &self.database_url {
+            let ok = url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:");
+            if !ok {
+                return Err(Error::Config(
+                    "database_url must start with postgres://, postgresql:// or sqlite:".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_file(p: &Path) -> Result<FileConfig, Error> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| Error::Config(format!("cannot read {}: {e}", p.display())))?;
+    toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", p.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_string())
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load_with_env(&Overrides::default(), &env_of(&[("HOME", "/h")])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.home, PathBuf::from("/h/.opena2a"));
+        assert_eq!(
+            c.effective_database_url(),
+            "sqlite:///h/.opena2a/aim-server/aim.db"
+        );
+        assert_eq!(c.access_token_ttl_secs, 900);
+        assert_eq!(c.lockout_max_failures, 5);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("aim.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:1\"\naccess_token_ttl_secs = 60\njwt_issuer = \"file\"\n",
+        )
+        .unwrap();
+        let env = env_of(&[
+            ("HOME", "/h"),
+            ("AIM_LISTEN", "127.0.0.1:2"),
+            ("AIM_JWT_ISSUER", "env"),
+        ]);
+        let c = Config::load_with_env(
+            &Overrides {
+                config_file: Some(f.clone()),
+                ..Default::default()
+            },
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 2, "env beats file");
+        assert_eq!(c.jwt_issuer, "env");
+        assert_eq!(c.access_token_ttl_secs, 60, "file beats default");
+        let flags = Overrides {
+            config_file: Some(f),
+            listen: Some("127.0.0.1:3".into()),
+            ..Default::default()
+        };
+        let c = Config::load_with_env(&flags, &env).unwrap();
+        assert_eq!(c.listen.port(), 3, "flag beats env");
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("aim.toml");
+        std::fs::write(&f, "lisen = \"x\"\n").unwrap();
+        let err = Config::load_with_env(
+            &Overrides {
+                config_file: Some(f),
+                ..Default::default()
+            },
+            &env_of(&[("HOME", "/h")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        let err = Config::load_with_env(
+            &Overrides::default(),
+            &env_of(&[("HOME", "/h"), ("AIM_LISTEN", "nope")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("ADDR:PORT"), "{err}");
+        let err = Config::load_with_env(
+            &Overrides::default(),
+            &env_of(&[("HOME", "/h"), ("AIM_DATABASE_URL", "mysql://x")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("postgres://"), "{err}");
+        let err = Config::load_with_env(
+            &Overrides::default(),
+            &env_of(&[("HOME", "/h"), ("AIM_ACCESS_TOKEN_TTL_SECS", "-1")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("AIM_ACCESS_TOKEN_TTL_SECS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug_output() {
+        let env = env_of(&[
+            ("HOME", "/h"),
+            ("AIM_BOOTSTRAP_ADMIN_PASSWORD", "hunter2-hunter2"),
+            ("AIM_MASTER_KEY", "c2VjcmV0"),
+        ]);
+        let c = Config::load_with_env(&Overrides::default(), &env).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("hunter2") && !dbg.contains("c2VjcmV0"),
+            "{dbg}"
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! `aim-server`: the AIM platform server as a library.
+//!
+//! [`run`] serves until Ctrl-C/SIGTERM; [`start`] binds and serves in the background and returns
+//! a [`Server`] handle (used by the CLI and by [`testkit`]). The binary (`opena2a server`) is a thin
+//! layer over these.
+//!
+//! Modules are named after concepts:
+//! - [`config`]: the one configuration struct (file + env + flags).
+//! - [`password`]: strength policy, Argon2id hashing.
+//! - [`jwt`]: EdDSA access tokens with rotating `kid`-named keys.
+//! - [`api_key`]: `aim_live_…` key format and digests.
+//! - [`totp`]: RFC 6238 second factor.
+//! - [`keyring`]: AES-256-GCM sealing of secret columns.
+//! - [`rbac`]: the permission table; [`auth`]: the `Caller` extractor.
+//! - [`routes`]: HTTP handlers.
+
+pub mod api_key;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod keyring;
+pub mod password;
+pub mod rbac;
+pub mod routes;
+pub mod secrets;
+pub mod state;
+pub mod testkit;
+pub mod totp;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aim_core::clock::{Clock, SystemClock};
+use aim_store::{NewUser, Organization, Role};
+use secrecy::ExposeSecret;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub use config::Config;
+pub use error::Error;
+pub use state::AppState;
+
+/// A running server.
+pub struct Server {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    /// The application state (tests use the store and key set directly).
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), Error>>,
+    rotation: JoinHandle<()>,
+}
+
+impl Server {
+    /// Stops accepting, finishes in-flight requests, closes the store.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.rotation.abort();
+        let res = (&mut self.task)
+            .await
+            .map_err(|e| Error::Io(format!("server task: {e}")))?;
+        self.state.store.close().await;
+        res
+    }
+
+    /// Waits until the server stops by itself (it only does on error).
+    pub async fn wait(mut self) -> Result<(), Error> {
+        let res = (&mut self.task)
+            .await
+            .map_err(|e| Error::Io(format!("server task: {e}")));
+        self.rotation.abort();
+        res?
+    }
+}
+
+/// Opens the store, loads keys, bootstraps on first start.
+pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, Error> {
+    let url = config.effective_database_url();
+    if aim_store::backend_name(&url) == "sqlite" {
+        let dir = config.home.join("aim-server");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+        restrict_dir(&dir);
+    }
+    let store = aim_store::connect(&url, config.database_max_connections).await?;
+    let ring = Arc::new(keyring::KeyRing::load(
+        config.master_key.as_ref(),
+        &config.master_key_file,
+    )?);
+    let jwt = jwt::JwtKeys::load(
+        store.clone(),
+        ring.clone(),
+        clock.clone(),
+        config.jwt_issuer.clone(),
+        config.jwt_audience.clone(),
+        config.access_token_ttl_secs,
+        config.jwt_key_rotation_secs,
+    )
+    .await?;
+    let state = AppState {
+        config: Arc::new(config),
+        store,
+        jwt: Arc::new(jwt),
+        ring,
+        hasher: password::Hasher::new()?,
+        clock,
+    };
+    bootstrap(&state).await?;
+    Ok(state)
+}
+
+#[cfg(unix)]
+fn restrict_dir(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+#[cfg(not(unix))]
+fn restrict_dir(_dir: &std::path::Path) {}
+
+/// Creates the first organization and admin, once per database. With no configured password, a
+/// one-time password is generated and printed once to stderr (not to the log).
+async fn bootstrap(state: &AppState) -> Result<(), Error> {
+    let cfg = &state.config;
+    let email = cfg.bootstrap_admin_email.clone();
+    let (password, one_time) = match &cfg.bootstrap_admin_password {
+        Some(p) => {
+            password::check_policy(p.expose_secret(), &email).map_err(|e| {
+                Error::Config(format!("AIM_BOOTSTRAP_ADMIN_PASSWORD: {}", e.message))
+            })?;
+            (zeroize::Zeroizing::new(p.expose_secret().to_owned()), false)
+        }
+        None => (secrets::new_one_time_password(), true),
+    };
+    let now = state.now_ms();
+    let org = Organization {
+        id: Uuid::now_v7(),
+        name: cfg.bootstrap_org_name.clone(),
+        require_2fa_admins: false,
+        created_at: now,
+    };
+    let admin = NewUser {
+        id: Uuid::now_v7(),
+        org_id: org.id,
+        email: email.clone(),
+        password_hash: state.hasher.hash(&password).await?,
+        role: Role::Admin,
+        must_change_password: one_time,
+        created_by: None,
+        created_at: now,
+    };
+    let audit = state.audit(
+        Some(org.id),
+        "server.bootstrapped",
+        "system".into(),
+        Some(format!("user:{}", admin.id)),
+        serde_json::json!({ "oneTimePassword": one_time }),
+        None,
+    );
+    if state.store.bootstrap(&org, &admin, &audit).await?.is_some() {
+        tracing::info!(org = %org.id, admin = %email, "bootstrapped first organization and admin");
+        if one_time {
+            eprintln!(
+                "\n  AIM server first start: organization {:?} and admin {email} created.\n  One-time password (shown once, must be changed at first login): {}\n",
+                org.name,
+                password.as_str()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Binds `config.listen` and serves in the background.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Server, Error> {
+    let listen = config.listen;
+    let state = build_state(config, clock).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Error::Io(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Io(e.to_string()))?;
+    let app = routes::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await
+        .map_err(|e| Error::Io(format!("server: {e}")))
+    });
+    let jwt = state.jwt.clone();
+    let rotation = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = jwt.rotate_if_due().await {
+                tracing::warn!(error = %e, "JWT key rotation check failed");
+            }
+        }
+    });
+    tracing::info!(%addr, store = state.store.backend(), "AIM server listening");
+    Ok(Server {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+        rotation,
+    })
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let server = start(config, Arc::new(SystemClock)).await?;
+    tokio::select! {
+        () = shutdown => {}
+        () = until_finished(&server.task) => {}
+    }
+    // Either a signal arrived, or the serving task ended by itself (an error, reported here).
+    server.shutdown().await
+}
+
+async fn until_finished<T>(task: &JoinHandle<T>) {
+    while !task.is_finished() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> Result<(), Error> {
+    serve(config, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Installs the global `tracing` subscriber (text or JSON on stderr). Call once, from the binary.
+pub fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        config::LogFormat::Json => builder.json().try_init(),
+        config::LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,165 @@
+//! Role-based access control: one table maps every route's action to the roles allowed to do it.
+//!
+//! Roles are ordered `viewer < member < manager < admin`. Resource ownership refines the table for
+//! API keys: admins and managers act on every key of their organization, members and viewers only
+//! on keys they own (others' keys answer 404, so their existence is not revealed).
+//!
+//! Two account states restrict a *session* to the [`Action::allowed_while_restricted`] actions
+//! (answering 403 with a distinct code otherwise): a one-time password not yet changed
+//! (`password_change_required`), and an admin without TOTP in an organization that requires 2FA for
+//! admins (`totp_enrollment_required`).
+
+use aim_store::Role;
+
+use crate::error::ApiError;
+
+/// Every protected action of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    AuthMe,
+    AuthChangePassword,
+    AuthLogout,
+    TotpEnroll,
+    TotpConfirm,
+    TotpDisable,
+    OrgRead,
+    OrgUpdate,
+    UsersList,
+    UsersRead,
+    UsersCreate,
+    UsersUpdate,
+    UsersDelete,
+    ApiKeysList,
+    ApiKeysRead,
+    ApiKeysCreate,
+    ApiKeysRevoke,
+    ApiKeysRotate,
+    AuditRead,
+}
+
+use Role::{Admin, Manager, Member, Viewer};
+
+const ALL: &[Role] = &[Viewer, Member, Manager, Admin];
+const WRITERS: &[Role] = &[Member, Manager, Admin];
+const MANAGERS: &[Role] = &[Manager, Admin];
+const ADMINS: &[Role] = &[Admin];
+
+/// The permission table: (action, method, route, roles). `docs/server.md` renders it; the RBAC
+/// test walks it.
+pub const PERMISSIONS: &[(Action, &str, &str, &[Role])] = &[
+    (Action::AuthMe, "GET", "/api/v1/auth/me", ALL),
+    (
+        Action::AuthChangePassword,
+        "POST",
+        "/api/v1/auth/change-password",
+        ALL,
+    ),
+    (Action::AuthLogout, "POST", "/api/v1/auth/logout", ALL),
+    (Action::TotpEnroll, "POST", "/api/v1/auth/totp/enroll", ALL),
+    (
+        Action::TotpConfirm,
+        "POST",
+        "/api/v1/auth/totp/confirm",
+        ALL,
+    ),
+    (
+        Action::TotpDisable,
+        "POST",
+        "/api/v1/auth/totp/disable",
+        ALL,
+    ),
+    (Action::OrgRead, "GET", "/api/v1/org", ALL),
+    (Action::OrgUpdate, "PATCH", "/api/v1/org", ADMINS),
+    (Action::UsersList, "GET", "/api/v1/users", MANAGERS),
+    (Action::UsersRead, "GET", "/api/v1/users/{id}", MANAGERS),
+    (Action::UsersCreate, "POST", "/api/v1/users", ADMINS),
+    (Action::UsersUpdate, "PATCH", "/api/v1/users/{id}", ADMINS),
+    (Action::UsersDelete, "DELETE", "/api/v1/users/{id}", ADMINS),
+    (Action::ApiKeysList, "GET", "/api/v1/api-keys", ALL),
+    (Action::ApiKeysRead, "GET", "/api/v1/api-keys/{id}", ALL),
+    (Action::ApiKeysCreate, "POST", "/api/v1/api-keys", MANAGERS),
+    (
+        Action::ApiKeysRevoke,
+        "DELETE",
+        "/api/v1/api-keys/{id}",
+        WRITERS,
+    ),
+    (
+        Action::ApiKeysRotate,
+        "POST",
+        "/api/v1/api-keys/{id}/rotate",
+        WRITERS,
+    ),
+    (Action::AuditRead, "GET", "/api/v1/audit/entries", MANAGERS),
+];
+
+impl Action {
+    /// Roles allowed to perform the action (before ownership checks).
+    pub fn roles(self) -> &'static [Role] {
+        PERMISSIONS
+            .iter()
+            .find(|(a, ..)| *a == self)
+            .map(|(.., r)| *r)
+            .unwrap_or(&[])
+    }
+
+    /// Account self-service: only a logged-in human (session), never an API key.
+    pub fn session_only(self) -> bool {
+        matches!(
+            self,
+            Action::AuthMe
+                | Action::AuthChangePassword
+                | Action::AuthLogout
+                | Action::TotpEnroll
+                | Action::TotpConfirm
+                | Action::TotpDisable
+        )
+    }
+
+    /// Allowed while the session must change its password or enroll TOTP first.
+    pub fn allowed_while_restricted(self) -> bool {
+        matches!(
+            self,
+            Action::AuthMe
+                | Action::AuthChangePassword
+                | Action::AuthLogout
+                | Action::TotpEnroll
+                | Action::TotpConfirm
+        )
+    }
+}
+
+/// Checks the table (not ownership, not account restrictions).
+pub fn check(action: Action, role: Role) -> Result<(), ApiError> {
+    if action.roles().contains(&role) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "role {role} may not perform this action"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_is_in_the_table_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (a, ..) in PERMISSIONS {
+            assert!(seen.insert(*a), "{a:?} twice");
+            assert!(!a.roles().is_empty());
+        }
+        assert_eq!(seen.len(), 19);
+    }
+
+    #[test]
+    fn viewers_cannot_write() {
+        for (a, method, ..) in PERMISSIONS {
+            if *method != "GET" && !a.session_only() {
+                assert!(check(*a, Role::Viewer).is_err(), "viewer may {a:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! HTTP routes. Each handler: extract + authorize → work → persist through the store → respond.
+
+pub mod api_keys;
+pub mod audit;
+pub mod auth;
+pub mod health;
+pub mod org;
+pub mod users;
+
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Builds the application router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/auth/me", get(auth::me))
+        .route("/api/v1/auth/change-password", post(auth::change_password))
+        .route("/api/v1/auth/jwks", get(auth::jwks))
+        .route("/api/v1/auth/totp/enroll", post(auth::totp_enroll))
+        .route("/api/v1/auth/totp/confirm", post(auth::totp_confirm))
+        .route("/api/v1/auth/totp/disable", post(auth::totp_disable))
+        .route("/api/v1/org", get(org::get_org).patch(org::update_org))
+        .route("/api/v1/users", get(users::list).post(users::create))
+        .route(
+            "/api/v1/users/{id}",
+            get(users::get_user)
+                .patch(users::update)
+                .delete(users::delete),
+        )
+        .route(
+            "/api/v1/api-keys",
+            get(api_keys::list).post(api_keys::create),
+        )
+        .route(
+            "/api/v1/api-keys/{id}",
+            get(api_keys::get_key).delete(api_keys::revoke),
+        )
+        .route("/api/v1/api-keys/{id}/rotate", post(api_keys::rotate))
+        .route("/api/v1/audit/entries", get(audit::list))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// JSON body extractor whose every rejection (syntax, type, missing content type) is a 400 with
+/// the API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rej) => Err(json_rejection(rej)),
+        }
+    }
+}
+
+fn json_rejection(rej: JsonRejection) -> ApiError {
+    match rej {
+        JsonRejection::BytesRejection(_)
+            if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::new(rej.status(), "payload_too_large", "request body too large")
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::bad_request("expected Content-Type: application/json")
+        }
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::bad_request("request body is not valid JSON")
+        }
+        other => ApiError::bad_request(format!("invalid request body: {}", other.body_text())),
+    }
+}
+
+/// Query-string extractor mapping rejections to 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(rej) => Err(query_rejection(rej)),
+        }
+    }
+}
+
+fn query_rejection(rej: QueryRejection) -> ApiError {
+    ApiError::bad_request(format!("invalid query string: {}", rej.body_text()))
+}
+
+/// Parses a path id.
+pub fn parse_id(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s).map_err(|_| ApiError::bad_request("id is not a UUID"))
+}
+
+/// `?after=<id>&limit=<n>` (keyset pagination).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub after: Option<Uuid>,
+    pub limit: Option<u32>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> aim_store::PageRequest {
+        aim_store::PageRequest {
+            after: self.after,
+            limit: self.limit.unwrap_or(100),
+        }
+    }
+}
+
+/// `{"items": [...], "nextAfter": id|null}`: pass `nextAfter` as `after` to get the next page.
+pub fn page_json<T: serde::Serialize>(
+    items: Vec<T>,
+    last: Option<Uuid>,
+    requested: usize,
+) -> serde_json::Value {
+    let next = if items.len() >= requested { last } else { None };
+    serde_json::json!({ "items": items, "nextAfter": next })
+}

@@ -1,0 +1,69 @@
+//! Shared application state.
+
+use std::sync::Arc;
+
+use aim_core::clock::Clock;
+use aim_store::{AuditRecord, LockoutPolicy, Store};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::jwt::JwtKeys;
+use crate::keyring::KeyRing;
+use crate::password::Hasher;
+
+/// Everything a handler needs. Cheap to clone (all `Arc`s). The server keeps no state that the
+/// store does not also hold, except caches it can rebuild (JWT key set).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub jwt: Arc<JwtKeys>,
+    pub ring: Arc<KeyRing>,
+    pub hasher: Hasher,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    /// Current time, Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    /// The lockout policy from the configuration.
+    pub fn lockout(&self) -> LockoutPolicy {
+        let secs = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        LockoutPolicy {
+            max_failures: i64::from(self.config.lockout_max_failures),
+            window_ms: secs(self.config.lockout_window_secs),
+            lock_ms: secs(self.config.lockout_duration_secs),
+        }
+    }
+
+    /// An audit record stamped now.
+    pub fn audit(
+        &self,
+        org_id: Option<Uuid>,
+        event_type: &str,
+        actor: String,
+        subject: Option<String>,
+        payload: serde_json::Value,
+        client_addr: Option<String>,
+    ) -> AuditRecord {
+        AuditRecord {
+            org_id,
+            at: self.now_ms(),
+            event_type: event_type.into(),
+            actor,
+            subject,
+            payload,
+            client_addr,
+        }
+    }
+}
+
+/// Formats Unix milliseconds as RFC 3339 (UTC, millisecond precision).
+pub fn ms_to_rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(aim_core::clock::rfc3339_millis)
+        .unwrap_or_default()
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real server on an ephemeral port, over real HTTP, on SQLite and on
+//! PostgreSQL (`AIM_TEST_POSTGRES_URL`; skipped loudly when unset). Negative cases first.
+
+mod common;
+
+mod api_keys;
+mod auth;
+mod rbac;
+mod totp;
+mod users;

@@ -1,0 +1,30 @@
+//! The PostgreSQL backend (selected by a `postgres://` URL).
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A [`crate::Store`] on a PostgreSQL database. Several server replicas may share one database:
+/// migrations take an advisory lock, bootstrap is claimed by a unique row, and single-use tokens
+/// are consumed by conditional updates.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` and applies migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> crate::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+}
+
+crate::sql::impl_store!(PgStore, sqlx::PgConnection, "postgres");

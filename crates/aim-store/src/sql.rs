@@ -1,0 +1,751 @@
+//! The SQL shared by both backends, written once.
+//!
+//! The same statements run on SQLite and PostgreSQL: `$n` placeholders (both accept them),
+//! `RETURNING`, `ON CONFLICT`, integer millisecond times. [`impl_store!`] expands to a full
+//! [`crate::Store`] implementation for one backend's pool type.
+//!
+//! Concurrency: every transaction begins with a write (so SQLite takes its write lock up front
+//! and never fails a read-to-write upgrade), and single-use tokens are consumed with one
+//! conditional `UPDATE ... WHERE used_at IS NULL`, which is atomic on both backends.
+
+macro_rules! user_cols {
+    () => {
+        "u.id, u.org_id, u.email, u.password_hash, u.role, u.active, \
+    u.must_change_password, u.failed_logins, u.failed_window_start, u.locked_until, u.totp_enabled, \
+    u.totp_secret, u.totp_pending_secret, u.totp_last_step, u.created_by, u.created_at, u.updated_at"
+    };
+}
+pub(crate) use user_cols;
+
+macro_rules! api_key_cols {
+    () => {
+        "id, org_id, owner_id, name, prefix, role, created_at, \
+    expires_at, revoked_at, last_used_at, use_count, last_client_addr"
+    };
+}
+pub(crate) use api_key_cols;
+
+/// Row shape of [`crate::Principal`] queries.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PrincipalRow {
+    #[sqlx(flatten)]
+    pub user: crate::User,
+    pub org_require_2fa_admins: bool,
+}
+
+impl From<PrincipalRow> for crate::Principal {
+    fn from(r: PrincipalRow) -> Self {
+        crate::Principal {
+            user: r.user,
+            org_require_2fa_admins: r.org_require_2fa_admins,
+        }
+    }
+}
+
+macro_rules! impl_store {
+    ($store:ty, $conn:ty, $backend:literal) => {
+        use uuid::Uuid;
+        use $crate::model::*;
+        use $crate::sql::{api_key_cols, user_cols, PrincipalRow};
+        use $crate::{Error, Result};
+
+        /// Appends one audit row on the transaction's connection. The single seam through which
+        /// every security event is recorded (the hash chain plugs in here).
+        async fn append_audit_on(conn: &mut $conn, rec: &AuditRecord) -> Result<()> {
+            let payload = serde_json::to_string(&rec.payload)
+                .map_err(|e| Error::Corrupt(format!("audit payload: {e}")))?;
+            sqlx::query(
+                "INSERT INTO audit_entries (id, org_id, at, event_type, actor, subject, payload, client_addr) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(rec.org_id)
+            .bind(rec.at)
+            .bind(&rec.event_type)
+            .bind(&rec.actor)
+            .bind(&rec.subject)
+            .bind(payload)
+            .bind(&rec.client_addr)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        async fn insert_org_and_admin(
+            conn: &mut $conn,
+            org: &Organization,
+            admin: &NewUser,
+            audit: &AuditRecord,
+        ) -> Result<()> {
+            sqlx::query("INSERT INTO organizations (id, name, require_2fa_admins, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(org.id)
+                .bind(&org.name)
+                .bind(org.require_2fa_admins)
+                .bind(org.created_at)
+                .execute(&mut *conn)
+                .await?;
+            insert_user(conn, admin).await?;
+            append_audit_on(conn, audit).await
+        }
+
+        async fn insert_user(conn: &mut $conn, u: &NewUser) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO users (id, org_id, email, password_hash, role, must_change_password, created_by, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            )
+            .bind(u.id)
+            .bind(u.org_id)
+            .bind(&u.email)
+            .bind(&u.password_hash)
+            .bind(u.role.as_str())
+            .bind(u.must_change_password)
+            .bind(u.created_by)
+            .bind(u.created_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::Conflict { .. } => Error::Conflict { what: "user with this email" },
+                other => other,
+            })?;
+            Ok(())
+        }
+
+        async fn fetch_user(conn: &mut $conn, org_id: Uuid, id: Uuid) -> Result<Option<User>> {
+            Ok(sqlx::query_as::<_, User>(concat!("SELECT ", user_cols!(), " FROM users u WHERE u.org_id = $1 AND u.id = $2"))
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?)
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
+            async fn bootstrap(&self, org: &Organization, admin: &NewUser, audit: &AuditRecord) -> Result<Option<()>> {
+                let mut tx = self.pool.begin().await?;
+                let claimed = sqlx::query(
+                    "INSERT INTO server_meta (key, value) VALUES ('bootstrapped', $1) ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(org.id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed == 0 {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                insert_org_and_admin(&mut tx, org, admin, audit).await?;
+                tx.commit().await?;
+                Ok(Some(()))
+            }
+
+            async fn create_org_with_admin(&self, org: &Organization, admin: &NewUser, audit: &AuditRecord) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                insert_org_and_admin(&mut tx, org, admin, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
+                Ok(sqlx::query_as::<_, Organization>(
+                    "SELECT id, name, require_2fa_admins, created_at FROM organizations WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn set_org_require_2fa_admins(&self, id: Uuid, value: bool, audit: &AuditRecord) -> Result<Option<Organization>> {
+                let mut tx = self.pool.begin().await?;
+                let org = sqlx::query_as::<_, Organization>(
+                    "UPDATE organizations SET require_2fa_admins = $2 WHERE id = $1 \
+                     RETURNING id, name, require_2fa_admins, created_at",
+                )
+                .bind(id)
+                .bind(value)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if org.is_some() {
+                    append_audit_on(&mut tx, audit).await?;
+                }
+                tx.commit().await?;
+                Ok(org)
+            }
+
+            async fn create_user(&self, user: &NewUser, audit: &AuditRecord) -> Result<User> {
+                let mut tx = self.pool.begin().await?;
+                insert_user(&mut tx, user).await?;
+                append_audit_on(&mut tx, audit).await?;
+                let created = fetch_user(&mut tx, user.org_id, user.id)
+                    .await?
+                    .ok_or_else(|| Error::Corrupt("user vanished after insert".into()))?;
+                tx.commit().await?;
+                Ok(created)
+            }
+
+            async fn get_user(&self, org_id: Uuid, id: Uuid) -> Result<Option<User>> {
+                let mut conn = self.pool.acquire().await?;
+                fetch_user(&mut conn, org_id, id).await
+            }
+
+            async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+                Ok(sqlx::query_as::<_, User>(concat!("SELECT ", user_cols!(), " FROM users u WHERE u.email = $1"))
+                    .bind(email)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn principal_for_session(&self, user_id: Uuid, session_id: Uuid) -> Result<Option<Principal>> {
+                Ok(sqlx::query_as::<_, PrincipalRow>(concat!("SELECT ", user_cols!(), ", o.require_2fa_admins AS org_require_2fa_admins \
+                     FROM users u \
+                     JOIN organizations o ON o.id = u.org_id \
+                     JOIN sessions s ON s.id = $2 AND s.user_id = u.id AND s.revoked_at IS NULL \
+                     WHERE u.id = $1"))
+                .bind(user_id)
+                .bind(session_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(Into::into))
+            }
+
+            async fn principal_for_user(&self, user_id: Uuid) -> Result<Option<Principal>> {
+                Ok(sqlx::query_as::<_, PrincipalRow>(concat!("SELECT ", user_cols!(), ", o.require_2fa_admins AS org_require_2fa_admins \
+                     FROM users u JOIN organizations o ON o.id = u.org_id WHERE u.id = $1"))
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(Into::into))
+            }
+
+            async fn list_users(&self, org_id: Uuid, page: PageRequest) -> Result<Vec<User>> {
+                Ok(sqlx::query_as::<_, User>(concat!("SELECT ", user_cols!(), " FROM users u WHERE u.org_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3"))
+                .bind(org_id)
+                .bind(page.cursor())
+                .bind(page.clamped_limit())
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn count_active_admins(&self, org_id: Uuid) -> Result<i64> {
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM users WHERE org_id = $1 AND role = 'admin' AND active = TRUE",
+                )
+                .bind(org_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n)
+            }
+
+            async fn set_user_role(&self, org_id: Uuid, id: Uuid, role: Role, now: i64, audit: &AuditRecord) -> Result<Option<User>> {
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query("UPDATE users SET role = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
+                    .bind(org_id)
+                    .bind(id)
+                    .bind(role.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(None);
+                }
+                append_audit_on(&mut tx, audit).await?;
+                let user = fetch_user(&mut tx, org_id, id).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn set_user_active(&self, org_id: Uuid, id: Uuid, active: bool, now: i64, audit: &AuditRecord) -> Result<Option<User>> {
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query("UPDATE users SET active = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
+                    .bind(org_id)
+                    .bind(id)
+                    .bind(active)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(None);
+                }
+                if !active {
+                    sqlx::query(
+                        "UPDATE sessions SET revoked_at = $2, revoked_reason = 'user deactivated' \
+                         WHERE user_id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                append_audit_on(&mut tx, audit).await?;
+                let user = fetch_user(&mut tx, org_id, id).await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+
+            async fn delete_user(&self, org_id: Uuid, id: Uuid, audit: &AuditRecord) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query("DELETE FROM users WHERE org_id = $1 AND id = $2")
+                    .bind(org_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                append_audit_on(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn set_password(&self, user_id: Uuid, password_hash: &str, keep_session: Option<Uuid>, now: i64, audit: &AuditRecord) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3, \
+                     failed_logins = 0, failed_window_start = NULL, locked_until = NULL WHERE id = $1",
+                )
+                .bind(user_id)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2, revoked_reason = 'password changed' \
+                     WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3",
+                )
+                .bind(user_id)
+                .bind(now)
+                .bind(keep_session.unwrap_or(Uuid::nil()))
+                .execute(&mut *tx)
+                .await?;
+                append_audit_on(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn record_login_failure(&self, user_id: Uuid, now: i64, policy: LockoutPolicy, audit: &AuditRecord) -> Result<FailureOutcome> {
+                // SET expressions read the row as it was before the UPDATE (both backends).
+                const STALE: &str = "(failed_window_start IS NULL OR failed_window_start < $2 - $3)";
+                let count = format!("(CASE WHEN {STALE} THEN 1 ELSE failed_logins + 1 END)");
+                let sql = format!(
+                    "UPDATE users SET \
+                       failed_logins = CASE WHEN {count} >= $4 THEN 0 ELSE {count} END, \
+                       failed_window_start = CASE WHEN {count} >= $4 THEN NULL WHEN {STALE} THEN $2 ELSE failed_window_start END, \
+                       locked_until = CASE WHEN {count} >= $4 THEN $2 + $5 ELSE locked_until END \
+                     WHERE id = $1 RETURNING locked_until"
+                );
+                let mut tx = self.pool.begin().await?;
+                // Built only from the constants above; every value is a bound parameter.
+                let row: Option<(Option<i64>,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(user_id)
+                    .bind(now)
+                    .bind(policy.window_ms)
+                    .bind(policy.max_failures)
+                    .bind(policy.lock_ms)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                append_audit_on(&mut tx, audit).await?;
+                let just_locked = match row {
+                    Some((Some(until),)) if until == now + policy.lock_ms => Some(until),
+                    _ => None,
+                };
+                if let Some(until) = just_locked {
+                    let lock = AuditRecord {
+                        event_type: "auth.account.locked".into(),
+                        payload: serde_json::json!({ "lockedUntil": until }),
+                        ..audit.clone()
+                    };
+                    append_audit_on(&mut tx, &lock).await?;
+                }
+                tx.commit().await?;
+                Ok(FailureOutcome { locked_until: just_locked })
+            }
+
+            async fn append_audit(&self, audit: &AuditRecord) -> Result<()> {
+                let mut conn = self.pool.acquire().await?;
+                append_audit_on(&mut conn, audit).await
+            }
+
+            async fn create_session(&self, session: &Session, token: &NewRefreshToken, audit: &AuditRecord) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("UPDATE users SET failed_logins = 0, failed_window_start = NULL WHERE id = $1")
+                    .bind(session.user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO sessions (id, org_id, user_id, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(session.id)
+                    .bind(session.org_id)
+                    .bind(session.user_id)
+                    .bind(session.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_refresh(&mut tx, token).await?;
+                append_audit_on(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn rotate_refresh_token(&self, token_hash: &[u8], next: &NewRefreshToken, now: i64, audit_reuse: &AuditRecord) -> Result<RefreshOutcome> {
+                let mut tx = self.pool.begin().await?;
+                let used: Option<(Uuid,)> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET used_at = $2 \
+                     WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                       AND session_id IN (SELECT id FROM sessions WHERE revoked_at IS NULL) \
+                     RETURNING session_id",
+                )
+                .bind(token_hash)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((session_id,)) = used {
+                    let next = NewRefreshToken { session_id, ..next.clone() };
+                    insert_refresh(&mut tx, &next).await?;
+                    let session = fetch_session(&mut tx, session_id).await?;
+                    tx.commit().await?;
+                    return Ok(RefreshOutcome::Rotated { session });
+                }
+                // Not live: find out whether it is a retired token being replayed.
+                let replayed: Option<(Uuid,)> = sqlx::query_as(
+                    "SELECT session_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL",
+                )
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((session_id,)) = replayed else {
+                    tx.rollback().await?;
+                    return Ok(RefreshOutcome::Invalid);
+                };
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $2, revoked_reason = 'refresh token reuse' \
+                     WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(session_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let session = fetch_session(&mut tx, session_id).await?;
+                let audit = AuditRecord {
+                    org_id: Some(session.org_id),
+                    actor: format!("user:{}", session.user_id),
+                    subject: Some(format!("session:{}", session.id)),
+                    ..audit_reuse.clone()
+                };
+                append_audit_on(&mut tx, &audit).await?;
+                tx.commit().await?;
+                Ok(RefreshOutcome::Reused { session })
+            }
+
+            async fn revoke_session(&self, user_id: Uuid, session_id: Uuid, now: i64, reason: &str, audit: &AuditRecord) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
+                     WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(session_id)
+                .bind(user_id)
+                .bind(now)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n > 0 {
+                    append_audit_on(&mut tx, audit).await?;
+                }
+                tx.commit().await?;
+                Ok(n > 0)
+            }
+
+            async fn session_for_refresh_token(&self, token_hash: &[u8]) -> Result<Option<Session>> {
+                Ok(sqlx::query_as::<_, Session>(
+                    "SELECT s.id, s.org_id, s.user_id, s.created_at, s.revoked_at, s.revoked_reason \
+                     FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn set_totp_pending(&self, user_id: Uuid, sealed: &[u8], now: i64) -> Result<()> {
+                sqlx::query("UPDATE users SET totp_pending_secret = $2, updated_at = $3 WHERE id = $1")
+                    .bind(user_id)
+                    .bind(sealed)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn enable_totp(&self, user_id: Uuid, expected_pending: &[u8], step: i64, recovery_hashes: &[Vec<u8>], now: i64, audit: &AuditRecord) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query(
+                    "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
+                     totp_enabled = TRUE, totp_last_step = $3, updated_at = $4 \
+                     WHERE id = $1 AND totp_pending_secret = $2",
+                )
+                .bind(user_id)
+                .bind(expected_pending)
+                .bind(step)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                for h in recovery_hashes {
+                    sqlx::query("INSERT INTO recovery_codes (id, user_id, code_hash) VALUES ($1, $2, $3)")
+                        .bind(Uuid::now_v7())
+                        .bind(user_id)
+                        .bind(h)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                append_audit_on(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn disable_totp(&self, user_id: Uuid, now: i64, audit: &AuditRecord) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "UPDATE users SET totp_enabled = FALSE, totp_secret = NULL, totp_pending_secret = NULL, \
+                     updated_at = $2 WHERE id = $1",
+                )
+                .bind(user_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                append_audit_on(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn consume_totp_step(&self, user_id: Uuid, step: i64) -> Result<bool> {
+                let n = sqlx::query(
+                    "UPDATE users SET totp_last_step = $2 \
+                     WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+                )
+                .bind(user_id)
+                .bind(step)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn consume_recovery_code(&self, user_id: Uuid, code_hash: &[u8], now: i64) -> Result<bool> {
+                let n = sqlx::query(
+                    "UPDATE recovery_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+                )
+                .bind(user_id)
+                .bind(code_hash)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(n >= 1)
+            }
+
+            async fn remaining_recovery_codes(&self, user_id: Uuid) -> Result<i64> {
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+                )
+                .bind(user_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n)
+            }
+
+            async fn create_api_key(&self, key: &NewApiKey, audit: &AuditRecord) -> Result<ApiKey> {
+                let mut tx = self.pool.begin().await?;
+                let created = sqlx::query_as::<_, ApiKey>(concat!("INSERT INTO api_keys (id, org_id, owner_id, name, prefix, key_hash, role, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ", api_key_cols!()))
+                .bind(key.id)
+                .bind(key.org_id)
+                .bind(key.owner_id)
+                .bind(&key.name)
+                .bind(&key.prefix)
+                .bind(&key.key_hash)
+                .bind(key.role.as_str())
+                .bind(key.created_at)
+                .bind(key.expires_at)
+                .fetch_one(&mut *tx)
+                .await?;
+                append_audit_on(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(created)
+            }
+
+            async fn find_api_key_by_hash(&self, key_hash: &[u8]) -> Result<Option<ApiKey>> {
+                Ok(sqlx::query_as::<_, ApiKey>(concat!("SELECT ", api_key_cols!(), " FROM api_keys WHERE key_hash = $1"))
+                    .bind(key_hash)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn touch_api_key(&self, id: Uuid, now: i64, client_addr: Option<&str>) -> Result<()> {
+                sqlx::query(
+                    "UPDATE api_keys SET last_used_at = $2, use_count = use_count + 1, last_client_addr = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(client_addr)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn get_api_key(&self, org_id: Uuid, id: Uuid) -> Result<Option<ApiKey>> {
+                Ok(sqlx::query_as::<_, ApiKey>(concat!("SELECT ", api_key_cols!(), " FROM api_keys WHERE org_id = $1 AND id = $2"))
+                .bind(org_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn list_api_keys(&self, org_id: Uuid, owner: Option<Uuid>, page: PageRequest) -> Result<Vec<ApiKey>> {
+                let q = match owner {
+                    Some(owner) => sqlx::query_as::<_, ApiKey>(concat!("SELECT ", api_key_cols!(), " FROM api_keys WHERE org_id = $1 AND owner_id = $4 AND id > $2 ORDER BY id LIMIT $3"))
+                    .bind(org_id)
+                    .bind(page.cursor())
+                    .bind(page.clamped_limit())
+                    .bind(owner)
+                    .fetch_all(&self.pool)
+                    .await?,
+                    None => sqlx::query_as::<_, ApiKey>(concat!("SELECT ", api_key_cols!(), " FROM api_keys WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"))
+                    .bind(org_id)
+                    .bind(page.cursor())
+                    .bind(page.clamped_limit())
+                    .fetch_all(&self.pool)
+                    .await?,
+                };
+                Ok(q)
+            }
+
+            async fn revoke_api_key(&self, org_id: Uuid, id: Uuid, now: i64, audit: &AuditRecord) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query(
+                    "UPDATE api_keys SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL",
+                )
+                .bind(org_id)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n > 0 {
+                    append_audit_on(&mut tx, audit).await?;
+                }
+                tx.commit().await?;
+                Ok(n > 0)
+            }
+
+            async fn rotate_api_key(&self, org_id: Uuid, id: Uuid, new_prefix: &str, new_hash: &[u8], now: i64, audit: &AuditRecord) -> Result<Option<ApiKey>> {
+                let mut tx = self.pool.begin().await?;
+                let key = sqlx::query_as::<_, ApiKey>(concat!("UPDATE api_keys SET prefix = $3, key_hash = $4, use_count = 0, last_used_at = NULL, last_client_addr = NULL \
+                     WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $5) \
+                     RETURNING ", api_key_cols!()))
+                .bind(org_id)
+                .bind(id)
+                .bind(new_prefix)
+                .bind(new_hash)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if key.is_some() {
+                    append_audit_on(&mut tx, audit).await?;
+                }
+                tx.commit().await?;
+                Ok(key)
+            }
+
+            async fn list_jwt_keys(&self, since: i64) -> Result<Vec<JwtKey>> {
+                Ok(sqlx::query_as::<_, JwtKey>(
+                    "SELECT kid, algorithm, private_sealed, public_key, created_at FROM jwt_keys \
+                     WHERE created_at >= $1 ORDER BY created_at DESC",
+                )
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn insert_jwt_key(&self, key: &JwtKey, audit: &AuditRecord) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO jwt_keys (kid, algorithm, private_sealed, public_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&key.kid)
+                .bind(&key.algorithm)
+                .bind(&key.private_sealed)
+                .bind(&key.public_key)
+                .bind(key.created_at)
+                .execute(&mut *tx)
+                .await?;
+                append_audit_on(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_audit(&self, org_id: Uuid, page: PageRequest) -> Result<Vec<AuditRow>> {
+                Ok(sqlx::query_as::<_, AuditRow>(
+                    "SELECT id, org_id, at, event_type, actor, subject, payload, client_addr FROM audit_entries \
+                     WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                )
+                .bind(org_id)
+                .bind(page.cursor())
+                .bind(page.clamped_limit())
+                .fetch_all(&self.pool)
+                .await?)
+            }
+        }
+
+        async fn insert_refresh(conn: &mut $conn, t: &NewRefreshToken) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(t.id)
+            .bind(t.session_id)
+            .bind(&t.token_hash)
+            .bind(t.created_at)
+            .bind(t.expires_at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        async fn fetch_session(conn: &mut $conn, id: Uuid) -> Result<Session> {
+            sqlx::query_as::<_, Session>(
+                "SELECT id, org_id, user_id, created_at, revoked_at, revoked_reason FROM sessions WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::Corrupt("refresh token without session".into()))
+        }
+    };
+}
+
+pub(crate) use impl_store;

@@ -1,0 +1,132 @@
+//! Throw-away databases for tests (used by this crate's suite and by `aim-server`'s).
+//!
+//! PostgreSQL tests read the admin URL from `AIM_TEST_POSTGRES_URL`; each [`TestDb`] creates its
+//! own database with a random name and drops it (with `FORCE`) when dropped, so parallel runs never
+//! collide. When the variable is absent, [`TestDb::postgres`] prints a loud `SKIPPED` line and
+//! returns `None`.
+
+use sqlx::Connection;
+
+/// Environment variable naming the PostgreSQL server tests may create databases on.
+pub const PG_ENV: &str = "AIM_TEST_POSTGRES_URL";
+
+/// A database that lives as long as this value.
+#[derive(Debug)]
+pub struct TestDb {
+    /// URL to give to [`crate::connect`] or the server config.
+    pub url: String,
+    admin_url: Option<String>,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A fresh SQLite file in a temporary directory.
+    pub fn sqlite() -> std::io::Result<TestDb> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("aim.db");
+        Ok(TestDb {
+            url: format!("sqlite://{}", path.display()),
+            admin_url: None,
+            name: String::new(),
+            _dir: Some(dir),
+        })
+    }
+
+    /// A fresh PostgreSQL database, or `None` (after printing `SKIPPED`) when `AIM_TEST_POSTGRES_URL`
+    /// is not set. Panics if the variable is set but the server cannot be used: a configured but
+    /// broken database must fail the run, not skip it.
+    pub async fn postgres(test: &str) -> Option<TestDb> {
+        let Ok(admin_url) = std::env::var(PG_ENV) else {
+            // Written to the real stderr (not `eprintln!`, which the test harness captures), so the
+            // skip is visible in every run.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "SKIPPED: {PG_ENV} not set ({test} on PostgreSQL did not run)");
+            return None;
+        };
+        let name = format!("aim_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("{PG_ENV} is set but PostgreSQL is unreachable: {e}"));
+        // `name` is generated here from a UUID: no injection possible.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let _ = conn.close().await;
+        let url = with_database(&admin_url, &name);
+        Some(TestDb {
+            url,
+            admin_url: Some(admin_url),
+            name,
+            _dir: None,
+        })
+    }
+}
+
+/// Replaces the database name (path) of a PostgreSQL URL, keeping its query string.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{db}?{q}"),
+        None => format!("{host_part}/{db}"),
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(admin_url) = self.admin_url.take() else {
+            return;
+        };
+        let name = std::mem::take(&mut self.name);
+        // Drop may run inside a runtime: do the async work on a private thread and runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await
+                    {
+                        eprintln!("warning: cannot drop test database {name}: {e}");
+                    }
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(
+            super::with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            super::with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+}
