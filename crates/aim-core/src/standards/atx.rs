@@ -225,7 +225,7 @@ pub fn verify_credential(
         ));
     }
     // 6. Issuer trust.
-    if !ctx.trusted_issuers.iter().any(|t| *t == cred.issuer_did) {
+    if !ctx.trusted_issuers.contains(&cred.issuer_did) {
         return Err(Rejection::new(
             Category::UntrustedIssuer,
             format!("issuer {} is untrusted by this verifier", cred.issuer_did),

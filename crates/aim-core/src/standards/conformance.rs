@@ -811,7 +811,7 @@ fn decide_challenge(payload: &[u8], state: &Value) -> Result<(Verdict, String), 
         .iter()
         .find(|k| Some(**k) == presented.as_ref())
         .or(bound.first())
-        .map(|k| (*k).clone());
+        .map(|k| **k);
     let nonce_seen = |n: &str| seen.iter().any(|s| s == n);
     let ctx = aip::VerifyContext {
         now,
