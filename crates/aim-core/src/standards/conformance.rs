@@ -655,6 +655,12 @@ fn decide_signed(
         "discovery" => verdict_of(atp::verify_discovery(payload), |k| {
             format!("discovery document with {} key(s)", k.len())
         }),
+        "inclusionProof" => verdict_of(atp::verify_inclusion_proof(payload, &actx), |()| {
+            "audit path reproduces the signed root".to_owned()
+        }),
+        "consistencyProof" => verdict_of(atp::verify_consistency_proof(payload, &actx), |()| {
+            "consistency path reproduces both signed roots".to_owned()
+        }),
         other => {
             return Err(ferr(format!(
                 "fixtureType {other:?} is recognised but not supported yet"
