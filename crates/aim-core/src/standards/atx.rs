@@ -9,7 +9,8 @@
 //! 3. shape: required members with the right types, RFC 3339 timestamps, `trustLevel` an integer
 //!    0–4, `trustScore` a number 0–100, no `|` inside a v1.0 signed field (it would make the
 //!    pipe-joined form ambiguous) → `PARSE_ERROR`;
-//! 4. expiry against the verifier clock (`now >= expiresAt`, or an empty window) → `EXPIRED`;
+//! 4. validity against the verifier clock (`now >= expiresAt`, `now < issuedAt`, or an empty
+//!    window) → `EXPIRED`;
 //! 5. revocation: the credential's `revoked` flag, or its `agentId` / `agentDid` / `id` on the
 //!    verifier's CRL → `REVOKED`;
 //! 6. `issuerDid` must be a trusted issuer → `UNTRUSTED_ISSUER`;
@@ -200,6 +201,16 @@ pub fn verify_credential(
             format!(
                 "credential expired at {} (verifier clock {})",
                 rfc3339(cred.expires_at),
+                rfc3339(ctx.now)
+            ),
+        ));
+    }
+    if ctx.now < cred.issued_at {
+        return Err(Rejection::new(
+            Category::Expired,
+            format!(
+                "credential is not yet valid: issuedAt {} is after the verifier clock {}",
+                rfc3339(cred.issued_at),
                 rfc3339(ctx.now)
             ),
         ));
@@ -788,6 +799,14 @@ mod tests {
         };
         assert_eq!(
             verify_credential(&bytes, &late).unwrap_err().category,
+            Category::Expired
+        );
+        let early = VerifyContext {
+            now: parse_timestamp("2026-04-30T23:59:59Z").unwrap(),
+            ..ctx
+        };
+        assert_eq!(
+            verify_credential(&bytes, &early).unwrap_err().category,
             Category::Expired
         );
         let nobody: [String; 0] = [];
