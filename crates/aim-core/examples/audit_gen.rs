@@ -1,37 +1,74 @@
-//! Writes a valid audit log of N entries, for benchmarks: `audit_gen PATH N`.
-//! Entries look like the CLI's (about 300 bytes each: ids, a key id, a hash and a signature).
+//! Writes a valid N-entry audit log quickly (one buffered write stream, no per-entry fsync), for
+//! benchmarks and manual testing.
+//!
+//! Usage: `cargo run --release -p aim-core --example audit_gen -- PATH N`
+//!
+//! Entries look like real CLI entries (~280 bytes): an agent id, an MCP tool subject and a small
+//! `details` object. Refuses to overwrite an existing file.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
+use std::process::ExitCode;
 
 use aim_core::audit::chain::{Entry, NewEntry};
-use serde_json::json;
+use chrono::{TimeZone, Utc};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let (Some(path), Some(n)) = (args.next(), args.next()) else {
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(path), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse::<u64>().ok()))
+    else {
         eprintln!("usage: audit_gen PATH N");
-        std::process::exit(2);
+        return ExitCode::from(2);
     };
-    let n: u64 = n.parse()?;
-    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-    let t0 = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")?.to_utc();
+    match generate(path, n) {
+        Ok(bytes) => {
+            println!("wrote {n} entries ({bytes} bytes) to {path}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("audit_gen: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn generate(path: &str, n: u64) -> Result<u64, Box<dyn std::error::Error>> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let t0 = Utc
+        .with_ymd_and_hms(2026, 5, 28, 0, 0, 0)
+        .single()
+        .ok_or("bad start time")?;
+    let events = [
+        "action.executed",
+        "capability.checked",
+        "trust.updated",
+        "mcp.attested",
+    ];
+    let tools = ["read_file", "write_file", "search", "list_directory"];
     let mut prev: Option<Entry> = None;
+    let mut bytes = 0u64;
     for i in 0..n {
-        let e = Entry::seal(
+        let k = (i % 4) as usize;
+        let entry = Entry::seal(
             prev.as_ref(),
             NewEntry {
-                event_type: "signature.created".into(),
-                actor: Some("aim_7xq4kz2m3n5p6r7s8t9uvw2xyzab3cde".into()),
-                subject: None,
-                details: json!({"keyId": "aim_7xq4kz2m3n5p6r7s8t9uvw2xyzab3cde#key-1", "bytes": i % 4096,
-                                "sha256": format!("{:064x}", i)}),
+                event_type: events[k].to_string(),
+                actor: Some(format!("aim:7Qk2m9xWcR4vT1yB{:04}", i % 10_000)),
+                subject: Some(format!("mcp:fs/{}", tools[k])),
+                details: serde_json::json!({"decision": "allow", "req": i}),
             },
             t0 + chrono::Duration::milliseconds(i as i64),
         )?;
-        out.write_all(e.to_line()?.as_bytes())?;
-        out.write_all(b"\n")?;
-        prev = Some(e);
+        let line = entry.canonical_line()?;
+        w.write_all(&line)?;
+        w.write_all(b"\n")?;
+        bytes += line.len() as u64 + 1;
+        prev = Some(entry);
     }
-    out.flush()?;
-    Ok(())
+    w.flush()?;
+    w.get_ref().sync_all()?;
+    Ok(bytes)
 }

@@ -41,7 +41,10 @@ impl TestDb {
             // Written to the real stderr (not `eprintln!`, which the test harness captures), so the
             // skip is visible in every run.
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "SKIPPED: {PG_ENV} not set ({test} on PostgreSQL did not run)");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {PG_ENV} not set ({test} on PostgreSQL did not run)"
+            );
             return None;
         };
         let name = format!("aim_test_{}", uuid::Uuid::new_v4().simple());

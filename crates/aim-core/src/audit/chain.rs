@@ -1,53 +1,69 @@
-//! Audit entries, their canonical bytes and hashes, and streaming verification of a chain.
+//! The storage-independent hash chain: entries, their canonical bytes and hash, and a streaming
+//! verifier that names the first bad entry.
 //!
-//! An entry is the JSON object
-//! `{actor, details, eventType, hash, prevHash, seq, subject, time}` (actor/subject may be null).
+//! # Format invariants
 //!
-//! Invariants:
-//! - `hash = hex(SHA-256(JCS(entry without "hash")))`; `prevHash` is the previous entry's `hash`,
-//!   or [`GENESIS_PREV_HASH`] for `seq` 0; `seq` counts from 0 without gaps and is the entry's
-//!   Merkle leaf index.
-//! - The Merkle leaf of an entry is `leaf_hash(raw 32 bytes of its hash)`: the entry hash already
-//!   commits to every field (including `prevHash`), so hashing the 32 bytes again is equivalent to
-//!   hashing the whole entry, and cheaper.
-//! - Stored lines are exactly `JCS(entry)`. [`ChainVerifier::push_line`] rebuilds the canonical
-//!   bytes from the line's own members and requires the line to be byte-identical to its canonical
-//!   form (`details` is re-canonicalized and compared), so what is verified is exactly what an
-//!   independent RFC 8785 implementation would hash.
+//! - An entry has exactly eight members: `actor`, `details`, `eventType`, `hash`, `prevHash`,
+//!   `seq`, `subject`, `time`. `actor` and `subject` are a string or `null` (never absent).
+//! - `seq` is the 0-based position of the entry in the log, which is also its Merkle leaf index.
+//!   It is at most [`MAX_SEQ`] (2^53 - 1) so that it is exact in every JSON implementation.
+//! - `prevHash` is the `hash` of the entry with `seq - 1`, or [`GENESIS_PREV_HASH`] (64 `0`s) for
+//!   `seq` 0.
+//! - `hash` = lowercase hex of SHA-256 over the RFC 8785 (JCS) bytes of the entry *without* its
+//!   `hash` member (the seven other members).
+//! - The Merkle leaf of an entry is `SHA-256(0x00 || raw 32 bytes of hash)` (see
+//!   [`Entry::leaf_hash`] for why).
+//! - Serialized form (one JSONL line, see [`Entry::canonical_line`]): the JCS bytes of the full
+//!   entry. A line is valid only if it is byte-for-byte that form, so every entry has exactly one
+//!   valid encoding and no parser differential (duplicate keys, escapes, whitespace, `1.0` vs `1`)
+//!   can hide in a hashed line.
 
-use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::merkle::{self, Frontier, Hash};
+use crate::canonical::jcs;
 use crate::clock::rfc3339_millis;
 use crate::{Error, Result};
 
-/// `prevHash` of the first entry: 64 zeros.
+/// `prevHash` of the first entry (`seq` 0): 64 ASCII zeros.
 pub const GENESIS_PREV_HASH: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// One audit entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Largest allowed `seq`: 2^53 - 1, the largest integer every JSON implementation reads exactly.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
+/// Longest accepted serialized entry, in bytes, excluding the newline. Longer lines are
+/// [`ProblemKind::Malformed`], which bounds the memory a hostile file can make a verifier use.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// One audit log entry. See the [module docs](self) for the invariants.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Entry {
+    /// 0-based position in the log; also the Merkle leaf index.
     pub seq: u64,
-    /// RFC 3339 UTC with milliseconds.
+    /// When the entry was written, RFC 3339 UTC with milliseconds (`2026-05-28T00:00:00.123Z`).
     pub time: String,
+    /// What happened, e.g. `identity.created`.
     pub event_type: String,
+    /// The agent id that acted, if any.
     pub actor: Option<String>,
+    /// What was acted on, if anything.
     pub subject: Option<String>,
+    /// Event-specific payload (any JSON value; hashed in its JCS form).
     pub details: serde_json::Value,
+    /// `hash` of the previous entry, or [`GENESIS_PREV_HASH`].
     pub prev_hash: String,
+    /// Lowercase hex SHA-256 of the canonical entry without this member.
     pub hash: String,
 }
 
-/// What a caller records; the chain adds seq, time and hashes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The caller-supplied part of an entry; [`Entry::seal`] adds `seq`, `time` and the hashes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewEntry {
     pub event_type: String,
@@ -56,30 +72,45 @@ pub struct NewEntry {
     pub details: serde_json::Value,
 }
 
-/// The hashed part of an entry (everything but `hash`).
+/// The seven hashed members (the entry without `hash`). JCS sorts keys, so field order here is
+/// irrelevant.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Body<'a> {
     seq: u64,
     time: &'a str,
     event_type: &'a str,
-    actor: Option<&'a str>,
-    subject: Option<&'a str>,
+    actor: &'a Option<String>,
+    subject: &'a Option<String>,
     details: &'a serde_json::Value,
     prev_hash: &'a str,
 }
 
 impl Entry {
-    /// Builds the entry that follows `prev` (or the first one) and computes its hash.
+    /// Builds the entry that follows `prev` (or the genesis entry when `prev` is `None`):
+    /// `seq = prev.seq + 1`, `prevHash = prev.hash`, `time` = `time` with milliseconds, and
+    /// `hash` computed over the canonical body.
+    ///
+    /// Errors if `prev.hash` is not 64 lowercase hex or `seq` would exceed [`MAX_SEQ`].
     pub fn seal(prev: Option<&Entry>, new: NewEntry, time: DateTime<Utc>) -> Result<Entry> {
-        if new.event_type.is_empty() {
-            return Err(Error::invalid("audit entry", "event type is empty"));
-        }
         let (seq, prev_hash) = match prev {
-            Some(p) => (p.seq + 1, p.hash.clone()),
             None => (0, GENESIS_PREV_HASH.to_string()),
+            Some(p) => {
+                parse_hex32(&p.hash).ok_or_else(|| {
+                    Error::invalid(
+                        "previous audit entry",
+                        format!("hash {:?} is not 64 lowercase hex", p.hash),
+                    )
+                })?;
+                if p.seq >= MAX_SEQ {
+                    return Err(Error::State(format!(
+                        "the audit log is full: seq cannot exceed {MAX_SEQ}"
+                    )));
+                }
+                (p.seq + 1, p.hash.clone())
+            }
         };
-        let mut e = Entry {
+        let mut entry = Entry {
             seq,
             time: rfc3339_millis(time),
             event_type: new.event_type,
@@ -89,63 +120,216 @@ impl Entry {
             prev_hash,
             hash: String::new(),
         };
-        e.hash = e.expected_hash()?;
-        Ok(e)
+        entry.hash = entry.expected_hash()?;
+        Ok(entry)
     }
 
-    /// RFC 8785 bytes of the entry without its `hash` member: the bytes that are hashed.
+    /// The canonical bytes that are hashed: RFC 8785 JCS of the entry without `hash`.
     pub fn canonical_body(&self) -> Result<Vec<u8>> {
-        crate::canonical::jcs(&Body {
+        jcs(&Body {
             seq: self.seq,
             time: &self.time,
             event_type: &self.event_type,
-            actor: self.actor.as_deref(),
-            subject: self.subject.as_deref(),
+            actor: &self.actor,
+            subject: &self.subject,
             details: &self.details,
             prev_hash: &self.prev_hash,
         })
     }
 
-    /// The hash this entry must carry.
+    /// The serialized form stored in a JSONL log (without the trailing `\n`): RFC 8785 JCS of the
+    /// full entry, including `hash`.
+    pub fn canonical_line(&self) -> Result<Vec<u8>> {
+        jcs(self)
+    }
+
+    /// What `hash` must be: lowercase hex SHA-256 of [`canonical_body`](Entry::canonical_body).
+    /// Always recomputed through the generic JCS serializer (the strict path).
     pub fn expected_hash(&self) -> Result<String> {
         Ok(hex::encode(Sha256::digest(self.canonical_body()?)))
     }
 
-    /// The entry's Merkle leaf hash (from its stored `hash`).
+    /// The Merkle leaf hash of this entry: `SHA-256(0x00 || h)` where `h` is the 32 raw bytes of
+    /// the stored `hash` member.
+    ///
+    /// Why the entry hash and not the full canonical entry: the entry hash already commits to
+    /// every member (including `prevHash`, so to the whole history), it makes the leaf a fixed
+    /// one-block hash, and a database that stores only the `hash` column can rebuild the tree and
+    /// serve proofs without re-canonicalizing entries. An independent verifier recomputes `hash`
+    /// from the entry (one JCS + SHA-256) and then the leaf. The leaf is only meaningful for an
+    /// entry whose `hash` verifies, which the [`ChainVerifier`] checks first.
     pub fn leaf_hash(&self) -> Result<Hash> {
-        Ok(merkle::leaf_hash(&merkle::from_hex(&self.hash)?))
+        let h = parse_hex32(&self.hash).ok_or_else(|| {
+            Error::invalid(
+                "audit entry",
+                format!("hash {:?} is not 64 lowercase hex", self.hash),
+            )
+        })?;
+        Ok(merkle::leaf_hash(&h))
     }
 
-    /// The stored line: `JCS(entry)`, without the trailing newline.
-    pub fn to_line(&self) -> Result<String> {
-        crate::canonical::jcs_string(self)
+    /// Parses one serialized line strictly: valid JSON of the entry schema **and** byte-for-byte
+    /// equal to its canonical form ([`canonical_line`](Entry::canonical_line)). Does not check the
+    /// hash or the chain.
+    pub fn from_line(line: &[u8]) -> std::result::Result<Entry, String> {
+        let entry: Entry =
+            serde_json::from_slice(line).map_err(|e| format!("not an audit entry: {e}"))?;
+        let canonical = entry.canonical_line().map_err(|e| e.to_string())?;
+        if canonical != line {
+            return Err(
+                "not in canonical form (every line must be the RFC 8785 JCS bytes of its entry)"
+                    .into(),
+            );
+        }
+        Ok(entry)
     }
 }
 
-/// What is wrong with a log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Decodes exactly 64 lowercase hex digits.
+pub(crate) fn parse_hex32(s: &str) -> Option<Hash> {
+    parse_hex32_bytes(s.as_bytes())
+}
+
+/// Lowercase hex digit values; 0xff marks every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Branch-free decoding of exactly 64 lowercase hex digits (this runs twice per entry on the
+/// verification hot path).
+fn parse_hex32_bytes(s: &[u8]) -> Option<Hash> {
+    let s: &[u8; 64] = s.try_into().ok()?;
+    let mut out = [0u8; 32];
+    let mut bad = 0u8;
+    for i in 0..32 {
+        let hi = HEX_VALUE[s[2 * i] as usize];
+        let lo = HEX_VALUE[s[2 * i + 1] as usize];
+        bad |= hi | lo;
+        out[i] = (hi << 4) | (lo & 0x0f);
+    }
+    // Valid digits are < 16, so bit 4..7 set anywhere means an invalid byte.
+    (bad & 0xf0 == 0).then_some(out)
+}
+
+/// What the verifier needs from one entry: its claimed position and links, the hash it claims and
+/// the hash it actually has, and its Merkle leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryDigest {
+    pub seq: u64,
+    pub prev_hash: Hash,
+    /// The stored `hash` member.
+    pub stored: Hash,
+    /// SHA-256 of the canonical body as recomputed by the verifier.
+    pub computed: Hash,
+}
+
+impl EntryDigest {
+    /// Digest of an in-memory entry (strict: re-canonicalizes through JCS). `Err` is the reason
+    /// the entry is malformed.
+    pub fn of_entry(e: &Entry) -> std::result::Result<EntryDigest, String> {
+        if e.seq > MAX_SEQ {
+            return Err(format!("seq {} exceeds the maximum {MAX_SEQ}", e.seq));
+        }
+        let prev_hash = parse_hex32(&e.prev_hash)
+            .ok_or_else(|| format!("prevHash {:?} is not 64 lowercase hex", e.prev_hash))?;
+        let stored = parse_hex32(&e.hash)
+            .ok_or_else(|| format!("hash {:?} is not 64 lowercase hex", e.hash))?;
+        let body = e.canonical_body().map_err(|err| err.to_string())?;
+        Ok(EntryDigest {
+            seq: e.seq,
+            prev_hash,
+            stored,
+            computed: Sha256::digest(body).into(),
+        })
+    }
+
+    /// Digest of one serialized line (without its `\n`). `Err` is the reason the line is
+    /// malformed.
+    ///
+    /// With `strict == false` the line first goes through the *fast path*: a validator that
+    /// accepts only lines it can prove to be canonical JCS of an entry (no whitespace, members in
+    /// the fixed order, strings without `\/`, `\u` escapes only for control characters other than
+    /// `\b\f\n\r\t`, lowercase hex, object keys plain ASCII and strictly increasing, numbers only
+    /// integers of magnitude ≤ 2^53 without sign on zero, nesting ≤ 32). For such a line, removing
+    /// the member `"hash":"<64 hex>",` yields exactly the canonical body, so the hash is computed
+    /// over the line's own bytes with no parsing into `serde_json::Value` and no re-serialization.
+    /// Anything the fast path cannot prove canonical (floats, non-ASCII keys, deep nesting,
+    /// errors) falls back to the strict path, which decides: parse, re-canonicalize, compare
+    /// byte-for-byte, re-hash. Both paths therefore accept exactly the same lines with the same
+    /// digest (property-tested in this module).
+    pub fn of_line(line: &[u8], strict: bool) -> std::result::Result<EntryDigest, String> {
+        if line.len() > MAX_LINE_BYTES {
+            return Err(format!(
+                "line is {} bytes, longer than the {MAX_LINE_BYTES}-byte limit",
+                line.len()
+            ));
+        }
+        if !strict && let Some(d) = fastline::digest(line) {
+            return Ok(d);
+        }
+        let entry = Entry::from_line(line)?;
+        Self::of_entry(&entry)
+    }
+}
+
+/// What is wrong with a log, as found by the verifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ProblemKind {
-    /// A line is not a well-formed canonical entry.
+    /// The line is not a canonical audit entry (bad JSON, wrong members, non-canonical bytes,
+    /// bad hex, too long, incomplete last line).
     Malformed,
-    /// An entry's content does not match its hash: it was modified.
+    /// The stored `hash` is not the hash of the entry's content: the entry was edited.
     HashMismatch,
-    /// An entry does not link to the previous entry's hash.
+    /// `prevHash` does not equal the previous entry's `hash`.
     PrevHashMismatch,
-    /// A sequence number is skipped: entries were deleted.
+    /// `seq` is larger than its position: entries are missing (deleted) or reordered.
     SequenceGap,
-    /// A sequence number repeats or goes back: entries were inserted or reordered.
+    /// `seq` is smaller than its position: an entry was inserted or entries were reordered.
     SequenceOutOfOrder,
-    /// The log is shorter than a checkpoint says it was.
+    /// The log has fewer entries than a checkpoint covers.
     Truncated,
-    /// The first `treeSize` entries no longer hash to the checkpoint's root.
+    /// The first `treeSize` entries do not have the checkpoint's Merkle root.
     HistoryRewritten,
-    /// The checkpoint itself is not valid (bad signature, untrusted key, malformed).
+    /// The checkpoint itself is malformed, its signature does not verify, or it is not signed by
+    /// the trusted key.
     CheckpointInvalid,
 }
 
-/// The first problem found, located by sequence number and/or 1-based line number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            ProblemKind::Malformed => "MALFORMED",
+            ProblemKind::HashMismatch => "HASH_MISMATCH",
+            ProblemKind::PrevHashMismatch => "PREV_HASH_MISMATCH",
+            ProblemKind::SequenceGap => "SEQUENCE_GAP",
+            ProblemKind::SequenceOutOfOrder => "SEQUENCE_OUT_OF_ORDER",
+            ProblemKind::Truncated => "TRUNCATED",
+            ProblemKind::HistoryRewritten => "HISTORY_REWRITTEN",
+            ProblemKind::CheckpointInvalid => "CHECKPOINT_INVALID",
+        };
+        f.write_str(s)
+    }
+}
+
+/// The first thing wrong with a log.
+///
+/// `seq` is the sequence number the offending position *should* hold (its 0-based index, so for
+/// a file `line == seq + 1`); for [`ProblemKind::Truncated`] it is the first missing `seq`. It
+/// is `None` when no single entry can be blamed (rewritten history, bad checkpoint). `line` is
+/// the 1-based line number in a JSONL file (`None` for entries pushed as values).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
     pub seq: Option<u64>,
@@ -154,422 +338,690 @@ pub struct Problem {
     pub message: String,
 }
 
-/// Summary of a verified chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainSummary {
-    pub size: u64,
-    pub head_hash: Option<String>,
-    pub root: Hash,
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.seq) {
+            (Some(l), Some(s)) => write!(f, "line {l} (seq {s}): ")?,
+            (None, Some(s)) => write!(f, "seq {s}: ")?,
+            (Some(l), None) => write!(f, "line {l}: ")?,
+            (None, None) => {}
+        }
+        write!(f, "{}: {}", self.kind, self.message)
+    }
 }
 
-/// Verifies entries one at a time, in order. Memory is O(log n) unless leaves are kept.
+impl std::error::Error for Problem {}
+
+/// The state of a verified chain prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainSummary {
+    /// Number of entries verified.
+    pub size: u64,
+    /// `hash` of the last verified entry (`None` for an empty log).
+    pub head_hash: Option<String>,
+    /// Merkle root of the verified entries.
+    pub root: Hash,
+    /// The root when the size was the one requested with [`ChainVerifier::remember_root_at`].
+    pub root_at: Option<(u64, Hash)>,
+    /// All leaf hashes, if requested with [`ChainVerifier::keep_leaves`] (else empty).
+    pub leaves: Vec<Hash>,
+}
+
+impl ChainSummary {
+    /// Compares the verified log with a checkpoint's `(tree_size, root)` (whose signature the
+    /// caller has checked).
+    ///
+    /// - fewer entries than `tree_size` → [`ProblemKind::Truncated`];
+    /// - root of the first `tree_size` entries ≠ `root` → [`ProblemKind::HistoryRewritten`];
+    /// - when leaves were kept, additionally builds the RFC 9162 consistency proof from
+    ///   `tree_size` to `size` and verifies it against `root` and the current root; the proof is
+    ///   returned (empty when sizes are equal).
+    pub fn check_checkpoint(
+        &self,
+        tree_size: u64,
+        root: &Hash,
+    ) -> std::result::Result<Vec<Hash>, Problem> {
+        if self.size < tree_size {
+            return Err(Problem {
+                seq: Some(self.size),
+                line: None,
+                kind: ProblemKind::Truncated,
+                message: format!(
+                    "the log has {} entries but the checkpoint covers {tree_size}: entries {}..={} were removed",
+                    self.size,
+                    self.size,
+                    tree_size - 1
+                ),
+            });
+        }
+        let rewritten = |detail: &str| Problem {
+            seq: None,
+            line: None,
+            kind: ProblemKind::HistoryRewritten,
+            message: format!(
+                "the first {tree_size} entries do not have the checkpoint's root {} ({detail}); some entry before seq {tree_size} was changed, or the log was rebuilt",
+                hex::encode(root)
+            ),
+        };
+        let prefix_root = match self.root_at {
+            Some((size, r)) if size == tree_size => r,
+            _ if tree_size == 0 => merkle::EMPTY_ROOT,
+            _ => return Err(rewritten("root at that size was not recorded")),
+        };
+        if prefix_root != *root {
+            return Err(rewritten(&format!(
+                "they hash to {}",
+                hex::encode(prefix_root)
+            )));
+        }
+        if self.leaves.len() as u64 != self.size {
+            return Ok(Vec::new());
+        }
+        let proof = merkle::consistency_proof(&self.leaves, tree_size)
+            .map_err(|e| rewritten(&e.to_string()))?;
+        if !merkle::verify_consistency(tree_size, self.size, root, &self.root, &proof) {
+            return Err(rewritten("consistency proof does not verify"));
+        }
+        Ok(proof)
+    }
+}
+
+/// Streaming verifier of a chain, fed entries in log order (lines of a file, or rows of a
+/// database ordered by `seq`). Memory is O(log n) unless leaves are kept.
+///
+/// Checks per entry, in this order, stopping at the first failure:
+/// 1. well-formed and canonical ([`ProblemKind::Malformed`]);
+/// 2. stored `hash` = recomputed hash ([`ProblemKind::HashMismatch`]);
+/// 3. `seq` = position ([`ProblemKind::SequenceGap`] / [`ProblemKind::SequenceOutOfOrder`]);
+/// 4. `prevHash` = previous `hash` ([`ProblemKind::PrevHashMismatch`]).
+///
+/// After a push returns `Err`, every later push returns the same `Err`; [`size`](Self::size)
+/// and [`finish`](Self::finish) describe the valid prefix before it.
 #[derive(Debug, Default)]
 pub struct ChainVerifier {
+    strict: bool,
     line: u64,
-    prev_hash: Option<String>,
+    head: Option<Hash>,
+    head_prev: Hash,
     frontier: Frontier,
-    leaves: Option<Vec<Hash>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct LineEntry<'a> {
-    seq: u64,
-    #[serde(borrow)]
-    time: Cow<'a, str>,
-    #[serde(borrow)]
-    event_type: Cow<'a, str>,
-    #[serde(borrow)]
-    actor: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    subject: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    details: &'a RawValue,
-    #[serde(borrow)]
-    prev_hash: Cow<'a, str>,
-    #[serde(borrow)]
-    hash: Cow<'a, str>,
-}
-
-/// Appends the canonical JSON form of a string. Takes `&Cow` on purpose: whether the value was
-/// borrowed from the line (no escapes) is what tells us it can be copied verbatim.
-#[allow(clippy::ptr_arg)]
-fn push_str(out: &mut String, s: &Cow<'_, str>) -> std::result::Result<(), String> {
-    match s {
-        // Borrowed means the source had no escape sequence, so it holds no `"`, `\` or control
-        // character, and RFC 8785 writes it verbatim.
-        Cow::Borrowed(b) => {
-            out.push('"');
-            out.push_str(b);
-            out.push('"');
-        }
-        Cow::Owned(o) => out.push_str(&crate::canonical::jcs_string(o).map_err(|e| e.to_string())?),
-    }
-    Ok(())
-}
-
-fn push_opt(out: &mut String, s: &Option<Cow<'_, str>>) -> std::result::Result<(), String> {
-    match s {
-        Some(s) => push_str(out, s),
-        None => {
-            out.push_str("null");
-            Ok(())
-        }
-    }
-}
-
-fn is_hex64(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    keep_leaves: bool,
+    leaves: Vec<Hash>,
+    watch: Option<u64>,
+    root_at: Option<(u64, Hash)>,
+    failed: Option<Problem>,
 }
 
 impl ChainVerifier {
-    /// A verifier that keeps O(log n) state.
+    /// A verifier for a log starting at `seq` 0.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A verifier that also keeps every leaf hash (needed for proofs and checkpoint checks).
-    pub fn keeping_leaves() -> Self {
-        ChainVerifier {
-            leaves: Some(Vec::new()),
-            ..Self::default()
-        }
+    /// Re-canonicalize every line through the generic JCS serializer instead of the fast path.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
     }
 
-    fn problem(&self, seq: Option<u64>, kind: ProblemKind, message: String) -> Problem {
-        Problem {
-            seq,
-            line: Some(self.line),
-            kind,
-            message,
-        }
+    /// Keep every leaf hash (32 bytes per entry) so that proofs can be built afterwards.
+    pub fn keep_leaves(mut self, keep: bool) -> Self {
+        self.keep_leaves = keep;
+        self
     }
 
-    /// Verifies one stored line (without its newline).
-    pub fn push_line(&mut self, line: &str) -> std::result::Result<(), Problem> {
+    /// Record the Merkle root when the verified size reaches `size` (e.g. a checkpoint's size).
+    pub fn remember_root_at(mut self, size: u64) -> Self {
+        self.watch = Some(size);
+        if size == 0 {
+            self.root_at = Some((0, merkle::EMPTY_ROOT));
+        }
+        self
+    }
+
+    /// Whether the next line goes through the strict path: always for the first line of a log,
+    /// so that each verification run cross-checks the serializer on at least one entry.
+    fn line_is_strict(&self) -> bool {
+        self.strict || self.frontier.size() == 0
+    }
+
+    /// Verifies the next line of a JSONL log (without its `\n`).
+    pub fn push_line(&mut self, line: &[u8]) -> std::result::Result<(), Problem> {
+        if let Some(p) = &self.failed {
+            return Err(p.clone());
+        }
+        let digest = EntryDigest::of_line(line, self.line_is_strict());
+        self.push_digest(digest, true)
+    }
+
+    /// Verifies the next entry given as a value (e.g. a database row). Always strict.
+    pub fn push_entry(&mut self, entry: &Entry) -> std::result::Result<(), Problem> {
+        if let Some(p) = &self.failed {
+            return Err(p.clone());
+        }
+        self.push_digest(EntryDigest::of_entry(entry), false)
+    }
+
+    /// Records that the next line is malformed for a reason only the caller knows (e.g. an
+    /// incomplete last line), and returns the problem.
+    pub fn reject_line(&mut self, reason: String) -> Problem {
+        if let Some(p) = &self.failed {
+            return p.clone();
+        }
         self.line += 1;
-        let e: LineEntry<'_> = serde_json::from_str(line).map_err(|err| {
-            self.problem(
-                None,
-                ProblemKind::Malformed,
-                format!("line {} is not an audit entry: {err}", self.line),
-            )
-        })?;
-        let seq = Some(e.seq);
-        if !is_hex64(&e.hash) || !is_hex64(&e.prev_hash) {
-            return Err(self.problem(
-                seq,
-                ProblemKind::Malformed,
-                "hash and prevHash must be 64 lowercase hex digits".into(),
-            ));
-        }
-        let body = self
-            .canonical_body(&e)
-            .map_err(|m| self.problem(seq, ProblemKind::Malformed, m))?;
-        // The line must be exactly JCS(entry): the body with the hash member in its sorted place.
-        let split = body.find(",\"prevHash\":").ok_or_else(|| {
-            self.problem(seq, ProblemKind::Malformed, "no prevHash member".into())
-        })?;
-        let canonical_line = format!(
-            "{},\"hash\":\"{}\"{}",
-            &body[..split],
-            e.hash,
-            &body[split..]
-        );
-        if canonical_line != line {
-            return Err(self.problem(
-                seq,
-                ProblemKind::HashMismatch,
-                format!(
-                    "entry {} is not in its canonical form: it was edited after it was written",
-                    e.seq
-                ),
-            ));
-        }
-        let digest = Sha256::digest(body.as_bytes());
-        let mut computed = String::with_capacity(64);
-        for b in digest {
-            let _ = write!(computed, "{b:02x}");
-        }
-        if computed != e.hash {
-            return Err(self.problem(
-                seq,
-                ProblemKind::HashMismatch,
-                format!(
-                    "entry {} does not match its hash: its content was modified",
-                    e.seq
-                ),
-            ));
-        }
-        self.link(e.seq, &e.prev_hash, &e.hash, digest.into())
+        self.fail(ProblemKind::Malformed, reason, true)
     }
 
-    /// Verifies one entry held in memory (e.g. read from a database).
-    pub fn push(&mut self, entry: &Entry) -> std::result::Result<(), Problem> {
-        self.line += 1;
-        let seq = Some(entry.seq);
-        let expected = entry
-            .expected_hash()
-            .map_err(|err| self.problem(seq, ProblemKind::Malformed, err.to_string()))?;
-        if expected != entry.hash {
-            return Err(self.problem(
-                seq,
-                ProblemKind::HashMismatch,
-                format!(
-                    "entry {} does not match its hash: its content was modified",
-                    entry.seq
-                ),
-            ));
-        }
-        let raw = merkle::from_hex(&entry.hash)
-            .map_err(|err| self.problem(seq, ProblemKind::Malformed, err.to_string()))?;
-        self.link(entry.seq, &entry.prev_hash, &entry.hash, raw)
-    }
-
-    fn link(
+    /// Verifies the next entry from a precomputed digest (`Err` = reason it is malformed). This
+    /// is how callers split the expensive per-line work over threads: digests are independent,
+    /// only this step is sequential. `is_line` says whether the input was a file line (counts
+    /// lines for [`Problem::line`]).
+    pub fn push_digest(
         &mut self,
-        seq: u64,
-        prev_hash: &str,
-        hash: &str,
-        raw_hash: Hash,
+        digest: std::result::Result<EntryDigest, String>,
+        is_line: bool,
     ) -> std::result::Result<(), Problem> {
-        let expected_seq = self.frontier.size();
-        if seq > expected_seq {
-            return Err(self.problem(
-                Some(seq),
-                ProblemKind::SequenceGap,
+        if let Some(p) = &self.failed {
+            return Err(p.clone());
+        }
+        if is_line {
+            self.line += 1;
+        }
+        let expected = self.frontier.size();
+        let d = match digest {
+            Ok(d) => d,
+            Err(reason) => return Err(self.fail(ProblemKind::Malformed, reason, is_line)),
+        };
+        if d.computed != d.stored {
+            let msg = format!(
+                "stored hash {} but the entry's content hashes to {}: the entry was modified after it was written",
+                hex::encode(d.stored),
+                hex::encode(d.computed)
+            );
+            return Err(self.fail(ProblemKind::HashMismatch, msg, is_line));
+        }
+        if d.seq != expected {
+            let (kind, msg) = if d.seq > expected {
+                (
+                    ProblemKind::SequenceGap,
+                    format!(
+                        "expected seq {expected}, found seq {}: entries {expected}..={} are missing (deleted) or entries were reordered",
+                        d.seq,
+                        d.seq - 1
+                    ),
+                )
+            } else if d.seq + 1 == expected && self.head.is_some() && d.prev_hash == self.head_prev
+            {
+                let here = if is_line {
+                    format!("line {}", self.line)
+                } else {
+                    "this entry".into()
+                };
+                let before = if is_line {
+                    format!("line {}", self.line - 1)
+                } else {
+                    "the previous entry".into()
+                };
+                (
+                    ProblemKind::SequenceOutOfOrder,
+                    format!(
+                        "expected seq {expected}, found seq {}: {before} and {here} both claim seq {} after the same predecessor; one of them was inserted",
+                        d.seq, d.seq
+                    ),
+                )
+            } else {
+                (
+                    ProblemKind::SequenceOutOfOrder,
+                    format!(
+                        "expected seq {expected}, found seq {}: an entry was inserted before this one or entries were reordered",
+                        d.seq
+                    ),
+                )
+            };
+            return Err(self.fail(kind, msg, is_line));
+        }
+        let want_prev = self.head.unwrap_or([0u8; 32]);
+        if d.prev_hash != want_prev {
+            let msg = if self.head.is_none() {
                 format!(
-                    "expected entry {expected_seq} but found {seq}: {} entr{} deleted",
-                    seq - expected_seq,
-                    if seq - expected_seq == 1 {
-                        "y was"
-                    } else {
-                        "ies were"
-                    }
-                ),
-            ));
+                    "the first entry must have prevHash {GENESIS_PREV_HASH}, found {}",
+                    hex::encode(d.prev_hash)
+                )
+            } else {
+                format!(
+                    "prevHash {} is not the hash {} of seq {}: seq {} was replaced or modified and re-hashed, or this entry was forged",
+                    hex::encode(d.prev_hash),
+                    hex::encode(want_prev),
+                    expected - 1,
+                    expected - 1
+                )
+            };
+            return Err(self.fail(ProblemKind::PrevHashMismatch, msg, is_line));
         }
-        if seq < expected_seq {
-            return Err(self.problem(
-                Some(seq),
-                ProblemKind::SequenceOutOfOrder,
-                format!("expected entry {expected_seq} but found {seq}: entries were inserted or reordered"),
-            ));
-        }
-        let want = self.prev_hash.as_deref().unwrap_or(GENESIS_PREV_HASH);
-        if prev_hash != want {
-            return Err(self.problem(
-                Some(seq),
-                ProblemKind::PrevHashMismatch,
-                format!("entry {seq} does not link to the previous entry's hash (an entry before it was replaced, or it was forged)"),
-            ));
-        }
-        let leaf = merkle::leaf_hash(&raw_hash);
+        let leaf = merkle::leaf_hash(&d.stored);
         self.frontier.push(leaf);
-        if let Some(l) = &mut self.leaves {
-            l.push(leaf);
+        if self.keep_leaves {
+            self.leaves.push(leaf);
         }
-        self.prev_hash = Some(hash.to_string());
+        self.head_prev = d.prev_hash;
+        self.head = Some(d.stored);
+        if self.watch == Some(self.frontier.size()) {
+            self.root_at = Some((self.frontier.size(), self.frontier.root()));
+        }
         Ok(())
     }
 
-    fn canonical_body(&self, e: &LineEntry<'_>) -> std::result::Result<String, String> {
-        let details_raw = e.details.get();
-        let details_value: serde_json::Value =
-            serde_json::from_str(details_raw).map_err(|err| err.to_string())?;
-        let details =
-            crate::canonical::jcs_string(&details_value).map_err(|err| err.to_string())?;
-        if details != details_raw {
-            return Err(format!(
-                "entry {}: details are not in canonical form",
-                e.seq
-            ));
-        }
-        let mut out = String::with_capacity(160 + details.len());
-        out.push_str("{\"actor\":");
-        push_opt(&mut out, &e.actor)?;
-        out.push_str(",\"details\":");
-        out.push_str(&details);
-        out.push_str(",\"eventType\":");
-        push_str(&mut out, &e.event_type)?;
-        out.push_str(",\"prevHash\":\"");
-        out.push_str(&e.prev_hash);
-        let _ = write!(out, "\",\"seq\":{},\"subject\":", e.seq);
-        push_opt(&mut out, &e.subject)?;
-        out.push_str(",\"time\":");
-        push_str(&mut out, &e.time)?;
-        out.push('}');
-        Ok(out)
+    fn fail(&mut self, kind: ProblemKind, message: String, is_line: bool) -> Problem {
+        let p = Problem {
+            seq: Some(self.frontier.size()),
+            line: is_line.then_some(self.line),
+            kind,
+            message,
+        };
+        self.failed = Some(p.clone());
+        p
     }
 
-    /// Entries verified so far.
+    /// Number of entries verified so far (the valid prefix).
     pub fn size(&self) -> u64 {
         self.frontier.size()
     }
 
-    /// The leaves, when created with [`ChainVerifier::keeping_leaves`].
-    pub fn leaves(&self) -> Option<&[Hash]> {
-        self.leaves.as_deref()
+    /// The first problem found, if any.
+    pub fn problem(&self) -> Option<&Problem> {
+        self.failed.as_ref()
     }
 
-    /// Summary of everything verified so far.
-    pub fn summary(&self) -> ChainSummary {
+    /// Summary of the valid prefix.
+    pub fn finish(self) -> ChainSummary {
         ChainSummary {
             size: self.frontier.size(),
-            head_hash: self.prev_hash.clone(),
+            head_hash: self.head.map(hex::encode),
             root: self.frontier.root(),
+            root_at: self.root_at,
+            leaves: self.leaves,
         }
+    }
+}
+
+/// The fast path of [`EntryDigest::of_line`]: a validator for canonical entry lines that never
+/// builds a `serde_json::Value`. It returns `None` whenever it cannot *prove* the line canonical;
+/// it never rejects on its own.
+mod fastline {
+    use sha2::{Digest, Sha256};
+
+    use super::{EntryDigest, MAX_SEQ, parse_hex32_bytes};
+
+    const MAX_DEPTH: u32 = 32;
+
+    struct Cursor<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn lit(&mut self, s: &[u8]) -> Option<()> {
+            if self.b.get(self.i..self.i + s.len())? == s {
+                self.i += s.len();
+                Some(())
+            } else {
+                None
+            }
+        }
+
+        fn peek(&self) -> Option<u8> {
+            self.b.get(self.i).copied()
+        }
+
+        /// A canonical JCS string; returns its raw (escaped) content.
+        fn string(&mut self) -> Option<&'a [u8]> {
+            self.lit(b"\"")?;
+            let start = self.i;
+            loop {
+                // Skip the plain run up to the next quote or backslash in one SIMD search; the run
+                // must not contain raw control characters.
+                let rest = self.b.get(self.i..)?;
+                let run = memchr::memchr2(b'"', b'\\', rest)?;
+                if rest[..run].iter().fold(false, |acc, &c| acc | (c < 0x20)) {
+                    return None;
+                }
+                self.i += run;
+                let c = self.peek()?;
+                match c {
+                    b'"' => {
+                        let s = &self.b[start..self.i];
+                        self.i += 1;
+                        return Some(s);
+                    }
+                    b'\\' => {
+                        let e = *self.b.get(self.i + 1)?;
+                        match e {
+                            b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
+                            b'u' => {
+                                let h = self.b.get(self.i + 2..self.i + 6)?;
+                                if h[0] != b'0' || h[1] != b'0' || !matches!(h[2], b'0' | b'1') {
+                                    return None;
+                                }
+                                let lo = match h[3] {
+                                    b'0'..=b'9' => h[3] - b'0',
+                                    b'a'..=b'f' => h[3] - b'a' + 10,
+                                    _ => return None,
+                                };
+                                let v = ((h[2] - b'0') << 4) | lo;
+                                if matches!(v, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                                    return None;
+                                }
+                                self.i += 6;
+                            }
+                            _ => return None,
+                        }
+                    }
+                    0x00..=0x1f => return None,
+                    _ => self.i += 1,
+                }
+            }
+        }
+
+        fn null_or_string(&mut self) -> Option<()> {
+            if self.peek()? == b'n' {
+                self.lit(b"null")
+            } else {
+                self.string().map(|_| ())
+            }
+        }
+
+        /// A non-negative integer in canonical form, at most `MAX_SEQ`.
+        fn uint(&mut self) -> Option<u64> {
+            self.uint_upto(MAX_SEQ)
+        }
+
+        fn number(&mut self) -> Option<()> {
+            let neg = self.peek()? == b'-';
+            if neg {
+                self.i += 1;
+            }
+            // Integers up to 2^53 are printed by ECMAScript exactly as written (no exponent, no
+            // fraction); `-0` is printed as `0`, so it is not canonical.
+            let v = self.uint_upto(1 << 53)?;
+            if neg && v == 0 {
+                return None;
+            }
+            if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+                return None;
+            }
+            Some(())
+        }
+
+        /// Canonical decimal digits (no leading zero) of a value at most `max` (< 10^16).
+        fn uint_upto(&mut self, max: u64) -> Option<u64> {
+            let start = self.i;
+            while matches!(self.peek(), Some(b'0'..=b'9')) {
+                self.i += 1;
+            }
+            let digits = &self.b[start..self.i];
+            if digits.is_empty() || digits.len() > 16 || (digits.len() > 1 && digits[0] == b'0') {
+                return None;
+            }
+            let mut v: u64 = 0;
+            for d in digits {
+                v = v * 10 + u64::from(d - b'0');
+            }
+            (v <= max).then_some(v)
+        }
+
+        fn value(&mut self, depth: u32) -> Option<()> {
+            if depth > MAX_DEPTH {
+                return None;
+            }
+            match self.peek()? {
+                b'n' => self.lit(b"null"),
+                b't' => self.lit(b"true"),
+                b'f' => self.lit(b"false"),
+                b'"' => self.string().map(|_| ()),
+                b'-' | b'0'..=b'9' => self.number(),
+                b'[' => {
+                    self.i += 1;
+                    if self.peek()? == b']' {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    loop {
+                        self.value(depth + 1)?;
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b']' => {
+                                self.i += 1;
+                                return Some(());
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                b'{' => {
+                    self.i += 1;
+                    if self.peek()? == b'}' {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    let mut prev: Option<&[u8]> = None;
+                    loop {
+                        let key = self.string()?;
+                        // Byte order equals UTF-16 order only for unescaped ASCII keys.
+                        if key.iter().any(|&c| c == b'\\' || c >= 0x80) {
+                            return None;
+                        }
+                        if let Some(p) = prev
+                            && p >= key
+                        {
+                            return None;
+                        }
+                        prev = Some(key);
+                        self.lit(b":")?;
+                        self.value(depth + 1)?;
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b'}' => {
+                                self.i += 1;
+                                return Some(());
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+                _ => None,
+            }
+        }
+    }
+
+    /// See [`super::EntryDigest::of_line`].
+    pub(super) fn digest(line: &[u8]) -> Option<EntryDigest> {
+        std::str::from_utf8(line).ok()?;
+        let mut c = Cursor { b: line, i: 0 };
+        c.lit(b"{\"actor\":")?;
+        c.null_or_string()?;
+        c.lit(b",\"details\":")?;
+        c.value(0)?;
+        c.lit(b",\"eventType\":")?;
+        c.string()?;
+        c.lit(b",")?;
+        let hash_start = c.i;
+        c.lit(b"\"hash\":\"")?;
+        let stored = parse_hex32_bytes(line.get(c.i..c.i + 64)?)?;
+        c.i += 64;
+        c.lit(b"\",")?;
+        let hash_end = c.i;
+        c.lit(b"\"prevHash\":\"")?;
+        let prev_hash = parse_hex32_bytes(line.get(c.i..c.i + 64)?)?;
+        c.i += 64;
+        c.lit(b"\",\"seq\":")?;
+        let seq = c.uint()?;
+        c.lit(b",\"subject\":")?;
+        c.null_or_string()?;
+        c.lit(b",\"time\":")?;
+        c.string()?;
+        c.lit(b"}")?;
+        if c.i != line.len() {
+            return None;
+        }
+        // The canonical body is the line without the member `"hash":"<64 hex>",`.
+        let mut h = Sha256::new();
+        h.update(&line[..hash_start]);
+        h.update(&line[hash_end..]);
+        Some(EntryDigest {
+            seq,
+            prev_hash,
+            stored,
+            computed: h.finalize().into(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
     use serde_json::json;
 
-    fn t() -> DateTime<Utc> {
-        crate::clock::parse_rfc3339("2026-01-02T03:04:05Z").unwrap()
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 5, 28, 0, 0, 0).single().unwrap()
     }
 
-    fn build(n: usize) -> Vec<Entry> {
-        let mut out: Vec<Entry> = Vec::new();
-        for i in 0..n {
-            let e = Entry::seal(
-                out.last(),
-                NewEntry {
-                    event_type: "test.event".into(),
-                    actor: (i % 2 == 0).then(|| format!("aim_actor{i}")),
-                    subject: None,
-                    details: json!({"i": i, "note": "naïve \"quoted\"\n", "nested": {"b": 1, "a": [true, null, 1.5]}}),
-                },
-                t(),
-            )
-            .unwrap();
-            out.push(e);
-        }
-        out
-    }
-
-    #[test]
-    fn first_entry_links_to_genesis_and_hash_is_sha256_of_jcs_body() {
-        let e = &build(1)[0];
-        assert_eq!(e.seq, 0);
-        assert_eq!(e.prev_hash, GENESIS_PREV_HASH);
-        let body = String::from_utf8(e.canonical_body().unwrap()).unwrap();
-        assert!(
-            body.starts_with("{\"actor\":\"aim_actor0\",\"details\":{\"i\":0,"),
-            "{body}"
-        );
-        assert!(!body.contains("\"hash\""));
-        assert_eq!(e.hash, hex::encode(Sha256::digest(body.as_bytes())));
-        assert_eq!(e.time, "2026-01-02T03:04:05.000Z");
+    fn sample(details: serde_json::Value) -> Entry {
+        let genesis = Entry::seal(
+            None,
+            NewEntry {
+                event_type: "identity.created".into(),
+                actor: Some("agent-1".into()),
+                subject: None,
+                details: json!({}),
+            },
+            t0(),
+        )
+        .unwrap();
+        Entry::seal(
+            Some(&genesis),
+            NewEntry {
+                event_type: "action.executed".into(),
+                actor: Some("agent-1".into()),
+                subject: Some("mcp:fs".into()),
+                details,
+            },
+            t0(),
+        )
+        .unwrap()
     }
 
     #[test]
-    fn lines_and_entries_verify_identically() {
-        let entries = build(10);
-        let mut by_line = ChainVerifier::new();
-        let mut by_entry = ChainVerifier::new();
-        for e in &entries {
-            by_line.push_line(&e.to_line().unwrap()).unwrap();
-            by_entry.push(e).unwrap();
-        }
-        assert_eq!(by_line.summary(), by_entry.summary());
-        assert_eq!(
-            by_line.summary().head_hash.as_deref(),
-            Some(entries[9].hash.as_str())
-        );
-        let leaves: Vec<Hash> = entries.iter().map(|e| e.leaf_hash().unwrap()).collect();
-        assert_eq!(by_line.summary().root, merkle::root(&leaves));
-    }
-
-    #[test]
-    fn non_canonical_lines_are_rejected_even_with_a_matching_hash() {
-        let e = &build(1)[0];
-        let line = e.to_line().unwrap();
-        // pretty-printing the same entry changes no content but is not the stored form
-        let pretty =
-            serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&line).unwrap())
-                .unwrap();
-        let spaced = line.replacen("{\"actor\"", "{ \"actor\"", 1);
-        for bad in [spaced, pretty.replace(",\"details\"", ", \"details\"")] {
-            let err = ChainVerifier::new().push_line(&bad).unwrap_err();
-            assert!(
-                matches!(err.kind, ProblemKind::HashMismatch | ProblemKind::Malformed),
-                "{err:?}"
-            );
-        }
-        assert!(ChainVerifier::new().push_line(&line).is_ok());
-    }
-
-    #[test]
-    fn each_kind_of_tampering_is_named() {
-        let entries = build(5);
-        let lines: Vec<String> = entries.iter().map(|e| e.to_line().unwrap()).collect();
-        let run = |ls: &[String]| -> std::result::Result<(), Problem> {
-            let mut v = ChainVerifier::new();
-            for l in ls {
-                v.push_line(l)?;
-            }
-            Ok(())
-        };
-        let mut modified = lines.clone();
-        modified[2] = modified[2].replace("\"i\":2", "\"i\":7");
-        let p = run(&modified).unwrap_err();
-        assert_eq!(
-            (p.kind, p.seq, p.line),
-            (ProblemKind::HashMismatch, Some(2), Some(3))
-        );
-
-        let mut deleted = lines.clone();
-        deleted.remove(1);
-        let p = run(&deleted).unwrap_err();
-        assert_eq!((p.kind, p.seq), (ProblemKind::SequenceGap, Some(2)));
-
-        let mut swapped = lines.clone();
-        swapped.swap(1, 3);
-        let p = run(&swapped).unwrap_err();
-        assert_eq!((p.kind, p.line), (ProblemKind::SequenceGap, Some(2)));
-
-        let mut dup = lines.clone();
-        dup.insert(2, lines[1].clone());
-        let p = run(&dup).unwrap_err();
-        assert_eq!((p.kind, p.line), (ProblemKind::SequenceOutOfOrder, Some(3)));
-
-        // a forged entry with the right seq and a self-consistent hash but a wrong link
-        let mut forged_entry = entries[2].clone();
-        forged_entry.prev_hash = "ab".repeat(32);
-        forged_entry.hash = forged_entry.expected_hash().unwrap();
-        let mut forged = lines.clone();
-        forged[2] = forged_entry.to_line().unwrap();
-        let p = run(&forged).unwrap_err();
-        assert_eq!((p.kind, p.seq), (ProblemKind::PrevHashMismatch, Some(2)));
-
-        let mut garbage = lines.clone();
-        garbage[4] = "{\"seq\":4".into();
-        assert_eq!(run(&garbage).unwrap_err().kind, ProblemKind::Malformed);
-        let mut extra = lines.clone();
-        extra[0] = extra[0].replacen('{', "{\"zzz\":1,", 1);
-        assert_eq!(run(&extra).unwrap_err().kind, ProblemKind::Malformed);
-    }
-
-    #[test]
-    fn strings_with_escapes_are_canonicalized_correctly() {
+    fn genesis_and_hash_definition() {
         let e = Entry::seal(
             None,
             NewEntry {
-                event_type: "x\u{1}\"y".into(),
-                actor: Some("tab\there".into()),
-                subject: Some("😀 \\ /".into()),
-                details: json!("\u{7f}"),
+                event_type: "identity.created".into(),
+                actor: None,
+                subject: None,
+                details: json!({"b": 1, "a": "x"}),
             },
-            t(),
+            t0(),
         )
         .unwrap();
-        ChainVerifier::new()
-            .push_line(&e.to_line().unwrap())
-            .unwrap();
+        assert_eq!(e.seq, 0);
+        assert_eq!(e.prev_hash, GENESIS_PREV_HASH);
+        assert_eq!(e.time, "2026-05-28T00:00:00.000Z");
+        let body = String::from_utf8(e.canonical_body().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            r#"{"actor":null,"details":{"a":"x","b":1},"eventType":"identity.created","prevHash":"0000000000000000000000000000000000000000000000000000000000000000","seq":0,"subject":null,"time":"2026-05-28T00:00:00.000Z"}"#
+        );
+        assert_eq!(e.hash, hex::encode(Sha256::digest(body.as_bytes())));
+        let line = String::from_utf8(e.canonical_line().unwrap()).unwrap();
+        assert_eq!(
+            line,
+            body.replace(
+                ",\"prevHash\"",
+                &format!(",\"hash\":\"{}\",\"prevHash\"", e.hash)
+            )
+        );
+        let mut raw = [0u8; 33];
+        raw[1..].copy_from_slice(&hex::decode(&e.hash).unwrap());
+        assert_eq!(e.leaf_hash().unwrap(), <Hash>::from(Sha256::digest(raw)));
+    }
+
+    #[test]
+    fn fast_path_agrees_on_known_lines() {
+        let e =
+            sample(json!({"n": [1, -2, 9007199254740992_u64, true, null], "s": "q\"\\\n\u{1}é"}));
+        let line = e.canonical_line().unwrap();
+        let fast = fastline::digest(&line).expect("fast path accepts canonical line");
+        assert_eq!(fast, EntryDigest::of_entry(&e).unwrap());
+        // Floats are left to the strict path, which accepts the canonical form.
+        let f = sample(json!({"x": 0.5}));
+        let fl = f.canonical_line().unwrap();
+        assert!(fastline::digest(&fl).is_none());
+        assert_eq!(
+            EntryDigest::of_line(&fl, false).unwrap(),
+            EntryDigest::of_entry(&f).unwrap()
+        );
+        // Non-canonical variants are rejected by both paths.
+        let s = String::from_utf8(line).unwrap();
+        for bad in [
+            s.replacen("{\"actor\"", "{ \"actor\"", 1),
+            s.replacen("\"n\":[1,", "\"n\":[1.0,", 1),
+            s.replacen("\"n\":", "\"m\":0,\"n\":", 1)
+                .replacen("\"m\":0,", "\"z\":0,", 1),
+            s.replacen("\"s\":", "\"s\":1,\"s\":", 1),
+            s.replacen("\\u0001", "\\u0001\\/", 1),
+            s.replace(
+                "\"subject\":\"mcp:fs\"",
+                "\"subject\":\"mcp:fs\",\"extra\":1",
+            ),
+        ] {
+            assert!(fastline::digest(bad.as_bytes()).is_none(), "{bad}");
+            assert!(EntryDigest::of_line(bad.as_bytes(), true).is_err(), "{bad}");
+        }
+    }
+
+    fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            (-1e6f64..1e6).prop_map(serde_json::Value::from),
+            "[ -~\\n\\t\\u{0}-\\u{1f}é€😀\"\\\\/]{0,8}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map("[a-zA-Z_é😀\\n]{0,4}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The fast path accepts only lines the strict path accepts, with the same digest, and it
+        /// accepts typical canonical lines; mutated bytes never make the two paths disagree.
+        #[test]
+        fn fast_and_strict_paths_agree(details in arb_json(), pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let e = sample(details);
+            let line = e.canonical_line().unwrap();
+            let strict = EntryDigest::of_line(&line, true);
+            prop_assert_eq!(strict.as_ref().ok(), Some(&EntryDigest::of_entry(&e).unwrap()));
+            if let Some(fast) = fastline::digest(&line) {
+                prop_assert_eq!(Some(&fast), strict.as_ref().ok());
+            }
+            let mut mutated = line.clone();
+            let i = pos.index(mutated.len());
+            mutated[i] = byte;
+            if let Some(fast) = fastline::digest(&mutated) {
+                prop_assert_eq!(Some(fast), EntryDigest::of_line(&mutated, true).ok());
+            }
+            let mut removed = line.clone();
+            removed.remove(i);
+            if let Some(fast) = fastline::digest(&removed) {
+                prop_assert_eq!(Some(fast), EntryDigest::of_line(&removed, true).ok());
+            }
+        }
     }
 }
