@@ -623,6 +623,20 @@ fn challenge_and_answer(p: &Pair) -> (PathBuf, PathBuf) {
     (c, r)
 }
 
+/// Bob answers the challenge in `c`, writing his response to `r`; returns the exit code.
+fn bob_respond(p: &Pair, c: &Path, r: &Path) -> i32 {
+    code(&p.bob.run(&[
+        "identity",
+        "respond",
+        "--name",
+        "bob",
+        "--challenge",
+        c.to_str().unwrap(),
+        "--out",
+        r.to_str().unwrap(),
+    ]))
+}
+
 fn rand_tag() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
@@ -722,19 +736,7 @@ fn challenge_response_rejects_replay_wrong_key_tamper_expiry_and_foreign_challen
     ch["expiresAt"] = "2020-01-01T00:05:00Z".into();
     fs::write(&c3, ch.to_string()).unwrap();
     let r3 = c3.with_extension("r.json");
-    assert_eq!(
-        code(&p.bob.run(&[
-            "identity",
-            "respond",
-            "--name",
-            "bob",
-            "--challenge",
-            c3.to_str().unwrap(),
-            "--out",
-            r3.to_str().unwrap()
-        ])),
-        0
-    );
+    assert_eq!(bob_respond(&p, &c3, &r3), 0);
     let (code_, v) = check(&p, &c3, &r3);
     assert_eq!(
         (code_, v["code"].as_str()),
@@ -748,19 +750,7 @@ fn challenge_response_rejects_replay_wrong_key_tamper_expiry_and_foreign_challen
     let fc = c.with_extension("forged.json");
     fs::write(&fc, forged.to_string()).unwrap();
     let fr = fc.with_extension("r.json");
-    assert_eq!(
-        code(&p.bob.run(&[
-            "identity",
-            "respond",
-            "--name",
-            "bob",
-            "--challenge",
-            fc.to_str().unwrap(),
-            "--out",
-            fr.to_str().unwrap()
-        ])),
-        0
-    );
+    assert_eq!(bob_respond(&p, &fc, &fr), 0);
     let (code_, v) = check(&p, &fc, &fr);
     assert_eq!(
         (code_, v["code"].as_str()),
