@@ -460,6 +460,58 @@ fn trust_checks_keys_ids_permissions_and_the_audit_chain() {
     assert_eq!(code(&h.run(&["identity", "trust", "a"])), 1);
 }
 
+#[test]
+fn trust_score_has_eight_factors_and_falls_with_a_broken_log_or_revocation() {
+    let h = Home::new();
+    h.create("a");
+    let v = h.ok_json(&["identity", "trust", "a"]);
+    let factors = v["factors"].as_array().unwrap();
+    let weights: Vec<u64> = factors
+        .iter()
+        .map(|f| f["weight"].as_u64().unwrap())
+        .collect();
+    assert_eq!(weights, [20, 15, 15, 12, 12, 10, 8, 8], "{v}");
+    // A fresh identity: key proven now, nobody attested, lifecycle record present, age 0.
+    let by = |k: &str| factors.iter().find(|f| f["factor"] == k).unwrap().clone();
+    assert_eq!(by("identity_verification")["value"], 1.0);
+    assert_eq!(by("attestation_count")["value"], 0.0);
+    assert!(by("capability_compliance")["value"].is_null());
+    assert_eq!(by("audit_completeness")["value"], 1.0);
+    let score = v["score"].as_f64().unwrap();
+    assert!((score - 56.5).abs() < 0.1, "{v}");
+    assert_eq!(v["level"], "medium");
+    let text = stdout(&h.run(&["identity", "trust", "a"]));
+    assert!(
+        text.contains("Identity Verification") && text.contains("████████████████████"),
+        "{text}"
+    );
+    assert!(text.contains("Trust score: 56."), "{text}");
+
+    // Tamper with the log: the chain check fails and audit completeness drops to 0.
+    let mut lines = h.audit_lines();
+    lines[0] = lines[0].replacen("\"a\"", "\"b\"", 1);
+    h.write_audit(&lines);
+    let out = h.run(&["--json", "identity", "trust", "a"]);
+    assert_eq!(code(&out), 1);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let f = v["factors"].as_array().unwrap();
+    let audit = f
+        .iter()
+        .find(|f| f["factor"] == "audit_completeness")
+        .unwrap();
+    assert_eq!(audit["value"], 0.0, "{v}");
+    assert!(v["score"].as_f64().unwrap() < score, "{v}");
+
+    // Revocation: score 0.
+    let h = Home::new();
+    h.create("r");
+    assert_eq!(code(&h.run(&["identity", "revoke", "r"])), 0);
+    let out = h.run(&["--json", "identity", "trust", "r"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["score"], 0.0, "{v}");
+    assert_eq!(v["level"], "untrusted");
+}
+
 // ---------------------------------------------------------------- export and OpenSSL interop
 
 fn openssl(args: &[&str]) -> Output {

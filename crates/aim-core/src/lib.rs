@@ -13,6 +13,7 @@
 //! - [`aip`]: AIP §5.1 challenge-response, with a replay cache.
 //! - [`audit`]: the SHA-256 hash chain, RFC 9162 Merkle tree, proofs and signed checkpoints.
 //! - [`standards`]: AIP / ATX / ATP verification and the fixture-driven conformance runner.
+//! - [`trust`]: the 8-factor trust score computed from evidence (`docs/TRUST.md`).
 //! - [`clock`]: injected time.
 
 pub mod aip;
@@ -26,5 +27,6 @@ pub mod keys;
 pub mod peer;
 pub mod seal;
 pub mod standards;
+pub mod trust;
 
 pub use error::{Error, Result};

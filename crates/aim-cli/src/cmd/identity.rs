@@ -479,7 +479,10 @@ fn trust(ctx: &Ctx, id_or_name: &str) -> anyhow::Result<Outcome> {
     let store = ctx.store();
     let id = store.find(id_or_name)?;
     let mut checks = store.check(&id, &ctx.keyring());
-    let report = ctx.audit_file()?.verify(None, &mut |_, _| {})?;
+    let key_checks_ok = checks.iter().all(|c| c.ok);
+    let key_check_failures = checks.iter().filter(|c| !c.ok).count() as u64;
+    let audit = ctx.audit_file()?;
+    let report = audit.verify(None, &mut |_, _| {})?;
     checks.push(aim_core::identity::CheckItem {
         check: "audit-chain",
         ok: report.ok,
@@ -489,8 +492,21 @@ fn trust(ctx: &Ctx, id_or_name: &str) -> anyhow::Result<Outcome> {
         },
     });
     let ok = checks.iter().all(|c| c.ok) && id.status == Status::Active;
+    // Entries that do not parse are skipped here; the chain check above already failed on them.
+    let entries = audit.entries()?.filter_map(Result::ok);
+    let evidence = aim_core::trust::standalone::evidence(
+        &id,
+        key_checks_ok,
+        key_check_failures,
+        entries,
+        report.ok,
+        ctx::now().timestamp_millis(),
+    );
+    let score = aim_core::trust::score(&evidence);
     if ctx.json {
-        ctx.print_json(&json!({"agentId": id.id, "name": id.name, "status": status(&id), "verified": ok, "checks": checks}));
+        ctx.print_json(&json!({"agentId": id.id, "name": id.name, "status": status(&id), "verified": ok,
+            "checks": checks, "score": score.score, "level": score.level, "confidence": score.confidence,
+            "factors": score.factors, "composition": score.composition, "evidence": evidence}));
     } else {
         println!("{} ({}) — {}", id.name, id.id, status(&id));
         for c in &checks {
@@ -502,10 +518,49 @@ fn trust(ctx: &Ctx, id_or_name: &str) -> anyhow::Result<Outcome> {
             );
         }
         println!("{}", if ok { "VERIFIED" } else { "NOT VERIFIED" });
+        println!();
+        print!("{}", render_trust(&score));
     }
     Ok(if ok {
         Outcome::Success
     } else {
         Outcome::Negative
     })
+}
+
+/// The trust breakdown as text: one 20-character bar per factor, then the score and level.
+pub fn render_trust(r: &aim_core::trust::TrustReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for f in &r.factors {
+        let (bar, value) = match f.value {
+            Some(v) => {
+                let filled = (v * 20.0).round().clamp(0.0, 20.0) as usize;
+                (
+                    format!("{}{}", "█".repeat(filled), "░".repeat(20 - filled)),
+                    format!("{:>5.1}%", v * 100.0),
+                )
+            }
+            None => ("·".repeat(20), "  n/a ".to_string()),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<23} {:>2}  {bar} {value}  +{:>5.2}  {}",
+            f.name, f.weight, f.contribution, f.explanation
+        );
+    }
+    let _ = match r.score {
+        Some(s) => writeln!(
+            out,
+            "Trust score: {s:.1} / 100 — {} (confidence {:.2})",
+            r.level.as_str(),
+            r.confidence
+        ),
+        None => writeln!(
+            out,
+            "Trust score: unscored — too little evidence ({:.0}% of the weight has data, 50% needed)",
+            r.confidence * 100.0
+        ),
+    };
+    out
 }
