@@ -49,8 +49,8 @@ fn evidence() -> impl Strategy<Value = Evidence> {
                     .collect();
             e.results_ok_7d = c.1;
             e.results_failed_7d = c.2;
-            e.records_due_30d = d.0;
-            e.records_present_30d = d.1.min(d.0);
+            e.records_due = d.0;
+            e.records_present = d.1.min(d.0);
             e.audit_chain_intact = d.2;
             e.last_activity_ms = d.3.map(|x| NOW - x * DAY_MS);
             e
