@@ -13,13 +13,17 @@
 //! - [`aip`]: AIP §5.1 challenge-response, with a replay cache.
 //! - [`audit`]: the SHA-256 hash chain, RFC 9162 Merkle tree, proofs and signed checkpoints.
 //! - [`standards`]: AIP / ATX / ATP verification and the fixture-driven conformance runner.
+//! - [`anomaly`]: per-agent statistical anomaly detectors (EWMA rates, first use, bursts, origins).
+//! - [`correlation`]: sliding-window rules that join security events into incidents.
 //! - [`trust`]: the 8-factor trust score computed from evidence (`docs/TRUST.md`).
 //! - [`clock`]: injected time.
 
 pub mod aip;
+pub mod anomaly;
 pub mod audit;
 pub mod canonical;
 pub mod clock;
+pub mod correlation;
 pub mod error;
 pub mod fsio;
 pub mod identity;
