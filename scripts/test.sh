@@ -15,6 +15,14 @@ else
   echo "PostgreSQL tests: OFF — AIM_TEST_POSTGRES_URL is not set and no local PostgreSQL answered; those tests will print SKIPPED"
 fi
 
+# Non-Rust test dependencies (a real SMTP server for the alert tests, …) into .cache/.
+if command -v python3 >/dev/null 2>&1; then
+  if ! scripts/test-deps.sh; then
+    [ "${AIM_REQUIRE_TEST_DEPS:-}" = 1 ] && { echo "scripts/test-deps.sh failed"; exit 1; }
+    echo "WARNING: scripts/test-deps.sh failed; tests that need those tools will print SKIPPED"
+  fi
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
