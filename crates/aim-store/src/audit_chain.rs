@@ -89,7 +89,11 @@ fn corrupt(what: &str) -> Error {
 }
 
 /// The `details` member of the entry of a record.
-pub fn details(org_id: Option<Uuid>, payload: &serde_json::Value, client_addr: Option<&str>) -> serde_json::Value {
+pub fn details(
+    org_id: Option<Uuid>,
+    payload: &serde_json::Value,
+    client_addr: Option<&str>,
+) -> serde_json::Value {
     let org = org_id.filter(|o| !o.is_nil());
     serde_json::json!({ "clientAddr": client_addr, "orgId": org, "payload": payload })
 }
@@ -134,8 +138,8 @@ pub fn entry_of_row(row: &AuditRow) -> std::result::Result<Entry, String> {
         Some(b) if b.len() == 32 => Ok(hex::encode(b)),
         _ => Err(format!("row has no 32-byte {what}")),
     };
-    let payload: serde_json::Value = serde_json::from_str(&row.payload)
-        .map_err(|e| format!("payload is not JSON: {e}"))?;
+    let payload: serde_json::Value =
+        serde_json::from_str(&row.payload).map_err(|e| format!("payload is not JSON: {e}"))?;
     Ok(Entry {
         seq,
         time: time_of(row.at).map_err(|e| e.to_string())?,
@@ -223,8 +227,16 @@ mod tests {
         assert_eq!(summary.size, 13);
         assert_eq!(summary.root, second.head.root());
         // Every leaf and every closed subtree was produced exactly once.
-        let leaves = first.nodes.iter().chain(&second.nodes).filter(|((l, _), _)| *l == 0).count();
+        let leaves = first
+            .nodes
+            .iter()
+            .chain(&second.nodes)
+            .filter(|((l, _), _)| *l == 0)
+            .count();
         assert_eq!(leaves, 13);
-        assert!(ChainHead::from_columns(3, &[0; 32], &[0; 32]).is_err(), "3 needs two roots");
+        assert!(
+            ChainHead::from_columns(3, &[0; 32], &[0; 32]).is_err(),
+            "3 needs two roots"
+        );
     }
 }

@@ -250,8 +250,12 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_head(&self, org_id: Uuid) -> Result<AuditHead>;
 
     /// Entries of an organization's chain with `seq >= from_seq`, in `seq` order (1..=1000).
-    async fn list_audit_chain(&self, org_id: Uuid, from_seq: u64, limit: u32)
-    -> Result<Vec<AuditRow>>;
+    async fn list_audit_chain(
+        &self,
+        org_id: Uuid,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>>;
 
     /// Merkle root of the first `size` entries. [`crate::Error::Invalid`] beyond the log.
     async fn audit_root(&self, org_id: Uuid, size: u64) -> Result<[u8; 32]>;

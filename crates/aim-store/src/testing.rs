@@ -140,12 +140,20 @@ mod tests {
 pub async fn execute_for_org(url: &str, sql: &'static str, org: uuid::Uuid) -> crate::Result<u64> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let mut conn = sqlx::PgConnection::connect(url).await?;
-        let n = sqlx::query(sql).bind(org).execute(&mut conn).await?.rows_affected();
+        let n = sqlx::query(sql)
+            .bind(org)
+            .execute(&mut conn)
+            .await?
+            .rows_affected();
         let _ = conn.close().await;
         Ok(n)
     } else {
         let mut conn = sqlx::SqliteConnection::connect(url).await?;
-        let n = sqlx::query(sql).bind(org).execute(&mut conn).await?.rows_affected();
+        let n = sqlx::query(sql)
+            .bind(org)
+            .execute(&mut conn)
+            .await?
+            .rows_affected();
         let _ = conn.close().await;
         Ok(n)
     }

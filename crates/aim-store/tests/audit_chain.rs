@@ -60,9 +60,13 @@ async fn concurrent_appends_keep_one_chain(a: Arc<dyn Store>, b: Arc<dyn Store>)
                 let n = t * 1000 + i;
                 if i % 5 == 4 {
                     // A group commit spanning two chains.
-                    s.append_audits(&[rec(Some(org), n), rec(Some(other), n), rec(Some(org), n + 500)])
-                        .await
-                        .unwrap();
+                    s.append_audits(&[
+                        rec(Some(org), n),
+                        rec(Some(other), n),
+                        rec(Some(org), n + 500),
+                    ])
+                    .await
+                    .unwrap();
                 } else {
                     s.append_audit(&rec(Some(org), n)).await.unwrap();
                 }
@@ -83,7 +87,10 @@ async fn system_events_have_their_own_chain(a: Arc<dyn Store>, _b: Arc<dyn Store
     let leaves = verify_chain(&*a, SYSTEM_CHAIN).await;
     assert_eq!(leaves.len(), 2);
     let rows = a.list_audit_chain(SYSTEM_CHAIN, 0, 10).await.unwrap();
-    assert_eq!(entry_of_row(&rows[0]).unwrap().details["orgId"], serde_json::Value::Null);
+    assert_eq!(
+        entry_of_row(&rows[0]).unwrap().details["orgId"],
+        serde_json::Value::Null
+    );
 }
 
 async fn failed_append_rolls_back_the_change(a: Arc<dyn Store>, _b: Arc<dyn Store>) {
@@ -146,7 +153,13 @@ async fn stored_proofs_match_aim_core(a: Arc<dyn Store>, _b: Arc<dyn Store>) {
         let p = a.audit_inclusion(org, idx, n).await.unwrap();
         assert_eq!(p.leaf_hash, leaves[idx as usize]);
         assert_eq!(p.audit_path, merkle::inclusion_proof(prefix, idx).unwrap());
-        assert!(merkle::verify_inclusion(&p.leaf_hash, idx, n, &p.audit_path, &root));
+        assert!(merkle::verify_inclusion(
+            &p.leaf_hash,
+            idx,
+            n,
+            &p.audit_path,
+            &root
+        ));
         let c = a.audit_consistency(org, m, n).await.unwrap();
         assert_eq!(c, merkle::consistency_proof(prefix, m).unwrap());
         let old = merkle::root(&leaves[..m as usize]);
@@ -156,7 +169,9 @@ async fn stored_proofs_match_aim_core(a: Arc<dyn Store>, _b: Arc<dyn Store>) {
     for r in [
         a.audit_inclusion(org, 5, 5).await.map(|_| ()),
         a.audit_inclusion(org, 0, total + 1).await.map(|_| ()),
-        a.audit_inclusion(org, u64::MAX - 1, u64::MAX).await.map(|_| ()),
+        a.audit_inclusion(org, u64::MAX - 1, u64::MAX)
+            .await
+            .map(|_| ()),
         a.audit_consistency(org, 3, 2).await.map(|_| ()),
         a.audit_consistency(org, 1, total + 1).await.map(|_| ()),
         a.audit_root(org, total + 1).await.map(|_| ()),
@@ -164,7 +179,10 @@ async fn stored_proofs_match_aim_core(a: Arc<dyn Store>, _b: Arc<dyn Store>) {
         assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
     }
     // Another organization sees an empty log.
-    assert!(matches!(a.audit_root(Uuid::now_v7(), 1).await, Err(Error::Invalid(_))));
+    assert!(matches!(
+        a.audit_root(Uuid::now_v7(), 1).await,
+        Err(Error::Invalid(_))
+    ));
 }
 
 async fn open(url: &str) -> Arc<dyn Store> {
