@@ -68,6 +68,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `tracing` filter. Default `info`.
     pub log_level: String,
+    /// A signed audit checkpoint is made once an organization's log has this many entries not
+    /// covered by one (`audit_checkpoint_every`, `AIM_AUDIT_CHECKPOINT_EVERY`). Default 1000.
+    pub audit_checkpoint_every: u64,
+    /// ... or once the newest checkpoint is this old and entries were added since
+    /// (`audit_checkpoint_interval_secs`, `AIM_AUDIT_CHECKPOINT_INTERVAL_SECS`). Default 60.
+    pub audit_checkpoint_interval_secs: u64,
 }
 
 /// The TOML file: every key optional, unknown keys rejected (typos must not silently fall back to
@@ -93,6 +99,8 @@ pub struct FileConfig {
     pub totp_issuer: Option<String>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
+    pub audit_checkpoint_every: Option<u64>,
+    pub audit_checkpoint_interval_secs: Option<u64>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -227,6 +235,16 @@ impl Config {
             log_level: e("AIM_LOG_LEVEL")
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".into()),
+            audit_checkpoint_every: num(
+                "AIM_AUDIT_CHECKPOINT_EVERY",
+                file.audit_checkpoint_every,
+                1000,
+            )?,
+            audit_checkpoint_interval_secs: num(
+                "AIM_AUDIT_CHECKPOINT_INTERVAL_SECS",
+                file.audit_checkpoint_interval_secs,
+                60,
+            )?,
             home,
         };
         cfg.validate()?;
@@ -285,6 +303,12 @@ impl Config {
                     "database_url must start with postgres://, postgresql:// or sqlite:".into(),
                 ));
             }
+        }
+        if self.audit_checkpoint_every == 0 || self.audit_checkpoint_interval_secs == 0 {
+            return Err(Error::Config(
+                "audit_checkpoint_every and audit_checkpoint_interval_secs must be at least 1"
+                    .into(),
+            ));
         }
         Ok(())
     }

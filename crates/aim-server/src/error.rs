@@ -116,6 +116,9 @@ impl IntoResponse for Error {
             Error::Store(aim_store::Error::Conflict { what }) => {
                 ApiError::conflict(format!("{what} already exists")).into_response()
             }
+            Error::Store(aim_store::Error::Invalid(message)) => {
+                ApiError::bad_request(message).into_response()
+            }
             other => {
                 tracing::error!(error = %other, "internal error");
                 ApiError::new(

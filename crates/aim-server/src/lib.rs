@@ -15,6 +15,7 @@
 //! - [`routes`]: HTTP handlers.
 
 pub mod api_key;
+pub mod audit_log;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -53,6 +54,7 @@ pub struct Server {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), Error>>,
     rotation: JoinHandle<()>,
+    checkpointer: JoinHandle<()>,
 }
 
 impl Server {
@@ -62,6 +64,7 @@ impl Server {
             let _ = tx.send(());
         }
         self.rotation.abort();
+        self.checkpointer.abort();
         let res = (&mut self.task)
             .await
             .map_err(|e| Error::Io(format!("server task: {e}")))?;
@@ -75,6 +78,7 @@ impl Server {
             .await
             .map_err(|e| Error::Io(format!("server task: {e}")));
         self.rotation.abort();
+        self.checkpointer.abort();
         res?
     }
 }
@@ -110,6 +114,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
         ring,
         hasher: password::Hasher::new()?,
         clock,
+        org_keys: Arc::new(audit_log::OrgKeys::default()),
     };
     bootstrap(&state).await?;
     Ok(state)
@@ -209,6 +214,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Server, Erro
             }
         }
     });
+    let checkpointer = audit_log::spawn_checkpointer(state.clone());
     tracing::info!(%addr, store = state.store.backend(), "AIM server listening");
     Ok(Server {
         addr,
@@ -216,6 +222,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Server, Erro
         shutdown: Some(tx),
         task,
         rotation,
+        checkpointer,
     })
 }
 

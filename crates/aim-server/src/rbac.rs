@@ -35,6 +35,10 @@ pub enum Action {
     ApiKeysRevoke,
     ApiKeysRotate,
     AuditRead,
+    AuditVerify,
+    AuditCheckpoint,
+    AuditProofInclusion,
+    AuditProofConsistency,
 }
 
 use Role::{Admin, Manager, Member, Viewer};
@@ -91,6 +95,25 @@ pub const PERMISSIONS: &[(Action, &str, &str, &[Role])] = &[
         WRITERS,
     ),
     (Action::AuditRead, "GET", "/api/v1/audit/entries", MANAGERS),
+    (Action::AuditVerify, "GET", "/api/v1/audit/verify", MANAGERS),
+    (
+        Action::AuditCheckpoint,
+        "GET",
+        "/api/v1/audit/checkpoint",
+        MANAGERS,
+    ),
+    (
+        Action::AuditProofInclusion,
+        "GET",
+        "/api/v1/audit/proof/inclusion",
+        MANAGERS,
+    ),
+    (
+        Action::AuditProofConsistency,
+        "GET",
+        "/api/v1/audit/proof/consistency",
+        MANAGERS,
+    ),
 ];
 
 impl Action {
@@ -151,7 +174,7 @@ mod tests {
             assert!(seen.insert(*a), "{a:?} twice");
             assert!(!a.roles().is_empty());
         }
-        assert_eq!(seen.len(), 19);
+        assert_eq!(seen.len(), 23);
     }
 
     #[test]

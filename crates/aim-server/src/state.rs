@@ -21,6 +21,8 @@ pub struct AppState {
     pub ring: Arc<KeyRing>,
     pub hasher: Hasher,
     pub clock: Arc<dyn Clock>,
+    /// Opened organization log keys (see [`crate::audit_log`]).
+    pub org_keys: Arc<crate::audit_log::OrgKeys>,
 }
 
 impl AppState {

@@ -26,6 +26,11 @@ pub enum Error {
     /// The database URL or path cannot be used.
     #[error("invalid database location: {0}")]
     Location(String),
+
+    /// The caller asked for something that cannot exist (e.g. a proof for a tree size larger than
+    /// the log). Servers map this to 400.
+    #[error("invalid request: {0}")]
+    Invalid(String),
 }
 
 impl From<sqlx::Error> for Error {

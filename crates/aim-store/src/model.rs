@@ -258,6 +258,12 @@ pub struct AuditRow {
     /// JSON text.
     pub payload: String,
     pub client_addr: Option<String>,
+    /// Position in the organization's chain (`None` only for rows written before the chain).
+    pub seq: Option<i64>,
+    /// 32 bytes: `hash` of the previous entry (zeros for seq 0).
+    pub prev_hash: Option<Vec<u8>>,
+    /// 32 bytes: SHA-256 of the canonical entry (see [`crate::audit_chain`]).
+    pub hash: Option<Vec<u8>>,
 }
 
 /// Result of recording a failed login.
@@ -296,4 +302,45 @@ impl PageRequest {
     pub fn clamped_limit(&self) -> i64 {
         i64::from(self.limit.clamp(1, Self::MAX_LIMIT))
     }
+}
+
+/// The head of an organization's audit chain: size, last entry hash and Merkle root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditHead {
+    pub org_id: Uuid,
+    pub size: u64,
+    /// Lowercase hex `hash` of the last entry (64 zeros when empty).
+    pub head_hash: [u8; 32],
+    /// RFC 9162 root of all `size` entries.
+    pub root: [u8; 32],
+    /// Size and time (ms) of the newest signed checkpoint (0 when none).
+    pub checkpoint_size: u64,
+    pub checkpoint_at: i64,
+}
+
+/// An organization's audit log signing key (Ed25519). The private half is sealed by the server.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OrgKeyRow {
+    pub org_id: Uuid,
+    pub key_id: String,
+    /// 32 raw bytes.
+    pub public_key: Vec<u8>,
+    pub private_sealed: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// A signed checkpoint as stored: the JSON document exactly as served.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredCheckpoint {
+    pub org_id: Uuid,
+    pub tree_size: i64,
+    pub created_at: i64,
+    pub body: String,
+}
+
+/// An RFC 9162 inclusion proof read from the stored subtrees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProofRow {
+    pub leaf_hash: [u8; 32],
+    pub audit_path: Vec<[u8; 32]>,
 }

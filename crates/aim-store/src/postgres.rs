@@ -27,4 +27,4 @@ impl PgStore {
     }
 }
 
-crate::sql::impl_store!(PgStore, sqlx::PgConnection, "postgres");
+crate::sql::impl_store!(PgStore, sqlx::PgConnection, sqlx::Postgres, "postgres");

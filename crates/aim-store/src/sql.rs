@@ -43,32 +43,177 @@ impl From<PrincipalRow> for crate::Principal {
 }
 
 macro_rules! impl_store {
-    ($store:ty, $conn:ty, $backend:literal) => {
+    ($store:ty, $conn:ty, $db:ty, $backend:literal) => {
         use uuid::Uuid;
         use $crate::model::*;
         use $crate::sql::{api_key_cols, user_cols, PrincipalRow};
         use $crate::{Error, Result};
 
-        /// Appends one audit row on the transaction's connection. The single seam through which
-        /// every security event is recorded (the hash chain plugs in here).
+        /// Appends one audit record to its organization's chain on the transaction's connection.
+        /// The single seam through which every security event is recorded; see
+        /// [`append_audits_on`].
         async fn append_audit_on(conn: &mut $conn, rec: &AuditRecord) -> Result<()> {
-            let payload = serde_json::to_string(&rec.payload)
-                .map_err(|e| Error::Corrupt(format!("audit payload: {e}")))?;
-            sqlx::query(
-                "INSERT INTO audit_entries (id, org_id, at, event_type, actor, subject, payload, client_addr) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(rec.org_id)
-            .bind(rec.at)
-            .bind(&rec.event_type)
-            .bind(&rec.actor)
-            .bind(&rec.subject)
-            .bind(payload)
-            .bind(&rec.client_addr)
-            .execute(&mut *conn)
-            .await?;
+            append_audits_on(conn, std::slice::from_ref(rec)).await
+        }
+
+        /// Appends a batch of audit records, in order, to their organizations' chains (group
+        /// commit: one head lock + one head write per chain, multi-row inserts).
+        ///
+        /// Invariants: runs inside the caller's transaction, so the entries commit or roll back
+        /// with the change they record (fail closed); must be the transaction's last write (the
+        /// head row lock is then held only until commit, and no lock is taken after it, so there
+        /// is no lock-order cycle with other rows); chains are locked in ascending id order, so two
+        /// batches spanning the same chains cannot deadlock. The head is locked by the first
+        /// statement (an upsert), which on PostgreSQL takes the row lock (several replicas keep one
+        /// linear chain: the lock is in the database) and on SQLite is a write, so the
+        /// transaction holds the database write lock before it reads the head.
+        #[allow(dead_code)]
+        async fn append_audits_on(conn: &mut $conn, recs: &[AuditRecord]) -> Result<()> {
+            use $crate::audit_chain::{chain_of, plan, ChainHead};
+            let mut chains: std::collections::BTreeMap<Uuid, Vec<usize>> = Default::default();
+            for (i, r) in recs.iter().enumerate() {
+                chains.entry(chain_of(r.org_id)).or_default().push(i);
+            }
+            for (chain, idx) in chains {
+                let updated_at = idx.iter().map(|&i| recs[i].at).max().unwrap_or(0);
+                let (size, head_hash, frontier): (i64, Vec<u8>, Vec<u8>) = sqlx::query_as(
+                    "INSERT INTO audit_heads (org_id, size, head_hash, frontier, updated_at) VALUES ($1, 0, $2, $3, $4) \
+                     ON CONFLICT (org_id) DO UPDATE SET size = audit_heads.size \
+                     RETURNING size, head_hash, frontier",
+                )
+                .bind(chain)
+                .bind(vec![0u8; 32])
+                .bind(Vec::<u8>::new())
+                .bind(updated_at)
+                .fetch_one(&mut *conn)
+                .await?;
+                let head = ChainHead::from_columns(size, &head_hash, &frontier)?;
+                let mut prev = head.head_hash;
+                let planned = plan(head, recs, &idx)?;
+                for chunk in planned.entries.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO audit_entries (id, org_id, at, event_type, actor, subject, payload, client_addr, seq, prev_hash, hash) ",
+                    );
+                    let mut rows = Vec::with_capacity(chunk.len());
+                    for (i, e, raw) in chunk {
+                        let r = &recs[*i];
+                        let payload = serde_json::to_string(&r.payload)
+                            .map_err(|e| Error::Invalid(format!("audit payload: {e}")))?;
+                        rows.push((r, payload, e.seq as i64, prev.to_vec(), raw.to_vec()));
+                        prev = *raw;
+                    }
+                    qb.push_values(rows, |mut b, (r, payload, seq, prev_hash, hash)| {
+                        b.push_bind(Uuid::now_v7())
+                            .push_bind(chain)
+                            .push_bind(r.at)
+                            .push_bind(r.event_type.clone())
+                            .push_bind(r.actor.clone())
+                            .push_bind(r.subject.clone())
+                            .push_bind(payload)
+                            .push_bind(r.client_addr.clone())
+                            .push_bind(seq)
+                            .push_bind(prev_hash)
+                            .push_bind(hash);
+                    });
+                    qb.build().execute(&mut *conn).await?;
+                }
+                for chunk in planned.nodes.chunks(1000) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO audit_nodes (org_id, level, idx, hash) ");
+                    qb.push_values(chunk, |mut b, ((level, i), h)| {
+                        b.push_bind(chain)
+                            .push_bind(i64::from(*level))
+                            .push_bind(*i as i64)
+                            .push_bind(h.to_vec());
+                    });
+                    qb.build().execute(&mut *conn).await?;
+                }
+                sqlx::query("UPDATE audit_heads SET size = $2, head_hash = $3, frontier = $4, updated_at = $5 WHERE org_id = $1")
+                    .bind(chain)
+                    .bind(planned.head.size as i64)
+                    .bind(planned.head.head_hash.to_vec())
+                    .bind(planned.head.frontier_bytes())
+                    .bind(updated_at)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             Ok(())
+        }
+
+        /// The head of a chain without locking it (an empty head when the chain has no entry).
+        async fn read_head(conn: &mut $conn, chain: Uuid) -> Result<AuditHead> {
+            let row: Option<(i64, Vec<u8>, Vec<u8>, i64, i64)> = sqlx::query_as(
+                "SELECT size, head_hash, frontier, checkpoint_size, checkpoint_at FROM audit_heads WHERE org_id = $1",
+            )
+            .bind(chain)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let (head, cp_size, cp_at) = match row {
+                Some((size, h, f, cs, ca)) => ($crate::audit_chain::ChainHead::from_columns(size, &h, &f)?, cs, ca),
+                None => ($crate::audit_chain::ChainHead::empty(), 0, 0),
+            };
+            Ok(AuditHead {
+                org_id: chain,
+                size: head.size,
+                head_hash: head.head_hash,
+                root: head.root(),
+                checkpoint_size: u64::try_from(cp_size).unwrap_or(0),
+                checkpoint_at: cp_at,
+            })
+        }
+
+        /// Runs `f` (a pure function of perfect-subtree hashes) over the stored `audit_nodes` of
+        /// a chain: once to learn which subtrees it reads (the shape does not depend on the
+        /// values), then once more over those rows, fetched in one query. O(log n) rows.
+        async fn with_nodes<T>(
+            conn: &mut $conn,
+            chain: Uuid,
+            f: impl Fn(&mut dyn FnMut(aim_core::audit::merkle::SubtreeId) -> [u8; 32]) -> T,
+        ) -> Result<T> {
+            let mut ids = Vec::new();
+            f(&mut |id| {
+                ids.push(id);
+                [0u8; 32]
+            });
+            ids.sort_unstable();
+            ids.dedup();
+            let mut found = std::collections::HashMap::with_capacity(ids.len());
+            for chunk in ids.chunks(200) {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT level, idx, hash FROM audit_nodes WHERE org_id = ");
+                qb.push_bind(chain).push(" AND (");
+                for (n, (level, i)) in chunk.iter().enumerate() {
+                    if n > 0 {
+                        qb.push(" OR ");
+                    }
+                    qb.push("(level = ").push_bind(i64::from(*level)).push(" AND idx = ").push_bind(*i as i64).push(")");
+                }
+                qb.push(")");
+                let rows: Vec<(i64, i64, Vec<u8>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+                for (level, i, h) in rows {
+                    let h: [u8; 32] = h.try_into().map_err(|_| Error::Corrupt("audit node is not 32 bytes".into()))?;
+                    found.insert((level as u8, i as u64), h);
+                }
+            }
+            let mut missing = None;
+            let out = f(&mut |id| match found.get(&id) {
+                Some(h) => *h,
+                None => {
+                    missing.get_or_insert(id);
+                    [0u8; 32]
+                }
+            });
+            match missing {
+                Some((level, i)) => Err(Error::Corrupt(format!("audit Merkle node level {level} index {i} is missing"))),
+                None => Ok(out),
+            }
+        }
+
+        /// Reads the head and refuses sizes beyond it.
+        async fn head_covering(conn: &mut $conn, chain: Uuid, size: u64, what: &str) -> Result<AuditHead> {
+            let head = read_head(conn, chain).await?;
+            if size > head.size {
+                return Err(Error::Invalid(format!("{what} {size} is larger than the log ({} entries)", head.size)));
+            }
+            Ok(head)
         }
 
         async fn insert_org_and_admin(
@@ -376,8 +521,10 @@ macro_rules! impl_store {
             }
 
             async fn append_audit(&self, audit: &AuditRecord) -> Result<()> {
-                let mut conn = self.pool.acquire().await?;
-                append_audit_on(&mut conn, audit).await
+                let mut tx = self.pool.begin().await?;
+                append_audit_on(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn create_session(&self, session: &Session, token: &NewRefreshToken, audit: &AuditRecord) -> Result<()> {
@@ -711,7 +858,7 @@ macro_rules! impl_store {
 
             async fn list_audit(&self, org_id: Uuid, page: PageRequest) -> Result<Vec<AuditRow>> {
                 Ok(sqlx::query_as::<_, AuditRow>(
-                    "SELECT id, org_id, at, event_type, actor, subject, payload, client_addr FROM audit_entries \
+                    "SELECT id, org_id, at, event_type, actor, subject, payload, client_addr, seq, prev_hash, hash FROM audit_entries \
                      WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3",
                 )
                 .bind(org_id)
@@ -719,6 +866,141 @@ macro_rules! impl_store {
                 .bind(page.clamped_limit())
                 .fetch_all(&self.pool)
                 .await?)
+            }
+
+            async fn append_audits(&self, audits: &[AuditRecord]) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                append_audits_on(&mut tx, audits).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn audit_head(&self, org_id: Uuid) -> Result<AuditHead> {
+                let mut conn = self.pool.acquire().await?;
+                read_head(&mut conn, org_id).await
+            }
+
+            async fn list_audit_chain(&self, org_id: Uuid, from_seq: u64, limit: u32) -> Result<Vec<AuditRow>> {
+                Ok(sqlx::query_as::<_, AuditRow>(
+                    "SELECT id, org_id, at, event_type, actor, subject, payload, client_addr, seq, prev_hash, hash FROM audit_entries \
+                     WHERE org_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(org_id)
+                .bind(i64::try_from(from_seq).unwrap_or(i64::MAX))
+                .bind(i64::from(limit.clamp(1, 1000)))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn audit_root(&self, org_id: Uuid, size: u64) -> Result<[u8; 32]> {
+                let mut conn = self.pool.acquire().await?;
+                head_covering(&mut conn, org_id, size, "tree size").await?;
+                with_nodes(&mut conn, org_id, |get| aim_core::audit::merkle::root_from_subtrees(size, get)).await
+            }
+
+            async fn audit_inclusion(&self, org_id: Uuid, index: u64, tree_size: u64) -> Result<InclusionProofRow> {
+                if index >= tree_size {
+                    return Err(Error::Invalid(format!("index {index} is not below treeSize {tree_size}")));
+                }
+                let mut conn = self.pool.acquire().await?;
+                head_covering(&mut conn, org_id, tree_size, "treeSize").await?;
+                let (leaf, path) = with_nodes(&mut conn, org_id, |get| {
+                    let leaf = get((0, index));
+                    let path = aim_core::audit::merkle::inclusion_proof_from_subtrees(index, tree_size, get);
+                    (leaf, path)
+                })
+                .await?;
+                let audit_path = path.map_err(|e| Error::Invalid(e.to_string()))?;
+                Ok(InclusionProofRow { leaf_hash: leaf, audit_path })
+            }
+
+            async fn audit_consistency(&self, org_id: Uuid, from: u64, to: u64) -> Result<Vec<[u8; 32]>> {
+                if from > to {
+                    return Err(Error::Invalid(format!("from {from} is larger than to {to}")));
+                }
+                let mut conn = self.pool.acquire().await?;
+                head_covering(&mut conn, org_id, to, "to").await?;
+                with_nodes(&mut conn, org_id, |get| aim_core::audit::merkle::consistency_proof_from_subtrees(from, to, get))
+                    .await?
+                    .map_err(|e| Error::Invalid(e.to_string()))
+            }
+
+            async fn get_org_key(&self, org_id: Uuid) -> Result<Option<OrgKeyRow>> {
+                Ok(sqlx::query_as::<_, OrgKeyRow>(
+                    "SELECT org_id, key_id, public_key, private_sealed, created_at FROM org_keys WHERE org_id = $1",
+                )
+                .bind(org_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn insert_org_key(&self, key: &OrgKeyRow) -> Result<OrgKeyRow> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO org_keys (org_id, key_id, public_key, private_sealed, created_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (org_id) DO NOTHING",
+                )
+                .bind(key.org_id)
+                .bind(&key.key_id)
+                .bind(&key.public_key)
+                .bind(&key.private_sealed)
+                .bind(key.created_at)
+                .execute(&mut *tx)
+                .await?;
+                let stored = sqlx::query_as::<_, OrgKeyRow>(
+                    "SELECT org_id, key_id, public_key, private_sealed, created_at FROM org_keys WHERE org_id = $1",
+                )
+                .bind(key.org_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(stored)
+            }
+
+            async fn insert_checkpoint(&self, cp: &StoredCheckpoint) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO audit_checkpoints (org_id, tree_size, created_at, body) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (org_id, tree_size) DO NOTHING",
+                )
+                .bind(cp.org_id)
+                .bind(cp.tree_size)
+                .bind(cp.created_at)
+                .bind(&cp.body)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE audit_heads SET checkpoint_size = $2, checkpoint_at = $3 WHERE org_id = $1 AND checkpoint_size < $2",
+                )
+                .bind(cp.org_id)
+                .bind(cp.tree_size)
+                .bind(cp.created_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn latest_checkpoint(&self, org_id: Uuid) -> Result<Option<StoredCheckpoint>> {
+                Ok(sqlx::query_as::<_, StoredCheckpoint>(
+                    "SELECT org_id, tree_size, created_at, body FROM audit_checkpoints WHERE org_id = $1 \
+                     ORDER BY tree_size DESC LIMIT 1",
+                )
+                .bind(org_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn audit_chains_due(&self, min_new: u64, signed_before: i64) -> Result<Vec<Uuid>> {
+                let rows: Vec<(Uuid,)> = sqlx::query_as(
+                    "SELECT org_id FROM audit_heads WHERE size > checkpoint_size \
+                     AND (size - checkpoint_size >= $1 OR checkpoint_at <= $2)",
+                )
+                .bind(i64::try_from(min_new).unwrap_or(i64::MAX))
+                .bind(signed_before)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|(id,)| id).collect())
             }
         }
 

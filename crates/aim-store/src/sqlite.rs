@@ -61,4 +61,4 @@ fn restrict_permissions(path: &std::path::Path) {
 #[cfg(not(unix))]
 fn restrict_permissions(_path: &std::path::Path) {}
 
-crate::sql::impl_store!(SqliteStore, sqlx::SqliteConnection, "sqlite");
+crate::sql::impl_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite, "sqlite");

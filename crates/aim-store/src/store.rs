@@ -238,4 +238,51 @@ pub trait Store: Send + Sync + 'static {
     // ----- audit ---------------------------------------------------------------------------
 
     async fn list_audit(&self, org_id: Uuid, page: PageRequest) -> Result<Vec<AuditRow>>;
+
+    // ----- verifiable audit log (docs/server-audit.md) -------------------------------------
+
+    /// Appends a batch of records in one transaction (group commit); each lands in its
+    /// organization's chain in batch order.
+    async fn append_audits(&self, audits: &[AuditRecord]) -> Result<()>;
+
+    /// The chain head of an organization (size 0 when it has no entry). Use
+    /// [`crate::audit_chain::SYSTEM_CHAIN`] for events without an organization.
+    async fn audit_head(&self, org_id: Uuid) -> Result<AuditHead>;
+
+    /// Entries of an organization's chain with `seq >= from_seq`, in `seq` order (1..=1000).
+    async fn list_audit_chain(
+        &self,
+        org_id: Uuid,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>>;
+
+    /// Merkle root of the first `size` entries. [`crate::Error::Invalid`] beyond the log.
+    async fn audit_root(&self, org_id: Uuid, size: u64) -> Result<[u8; 32]>;
+
+    /// RFC 9162 inclusion proof of entry `index` in the tree of `tree_size` entries.
+    async fn audit_inclusion(
+        &self,
+        org_id: Uuid,
+        index: u64,
+        tree_size: u64,
+    ) -> Result<InclusionProofRow>;
+
+    /// RFC 9162 consistency proof from `from` to `to` entries.
+    async fn audit_consistency(&self, org_id: Uuid, from: u64, to: u64) -> Result<Vec<[u8; 32]>>;
+
+    async fn get_org_key(&self, org_id: Uuid) -> Result<Option<OrgKeyRow>>;
+
+    /// Stores the organization's log key unless one exists; returns the stored key (the first
+    /// writer wins when replicas race).
+    async fn insert_org_key(&self, key: &OrgKeyRow) -> Result<OrgKeyRow>;
+
+    /// Stores a signed checkpoint (idempotent per size) and records it on the chain head.
+    async fn insert_checkpoint(&self, cp: &StoredCheckpoint) -> Result<()>;
+
+    async fn latest_checkpoint(&self, org_id: Uuid) -> Result<Option<StoredCheckpoint>>;
+
+    /// Chains with entries not covered by a checkpoint, and either `min_new` such entries or a
+    /// newest checkpoint signed at or before `signed_before` (ms).
+    async fn audit_chains_due(&self, min_new: u64, signed_before: i64) -> Result<Vec<Uuid>>;
 }

@@ -133,3 +133,28 @@ mod tests {
         );
     }
 }
+
+/// Runs one raw SQL statement on the database at `url`, with `$1` bound to `org` (tests use it to
+/// tamper with stored rows, as an attacker with database access would). Returns the rows changed.
+/// `sql` must be a literal written by the test.
+pub async fn execute_for_org(url: &str, sql: &'static str, org: uuid::Uuid) -> crate::Result<u64> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        let n = sqlx::query(sql)
+            .bind(org)
+            .execute(&mut conn)
+            .await?
+            .rows_affected();
+        let _ = conn.close().await;
+        Ok(n)
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await?;
+        let n = sqlx::query(sql)
+            .bind(org)
+            .execute(&mut conn)
+            .await?
+            .rows_affected();
+        let _ = conn.close().await;
+        Ok(n)
+    }
+}

@@ -21,17 +21,44 @@ pub enum AuditCmd {
         /// A checkpoint saved earlier: also proves the log was not truncated or rewritten since.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
+        /// Verify an AIM server's organization log instead of the local one: download every
+        /// entry and recompute offline (credentials: --token, AIM_TOKEN or AIM_API_KEY).
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// Access token for --server (default: AIM_TOKEN).
+        #[arg(long, value_name = "TOKEN", requires = "server")]
+        token: Option<String>,
     },
     /// Write a signed checkpoint (tree size, root hash, time) to keep elsewhere.
     Checkpoint {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Fetch the AIM server organization log's signed checkpoint instead.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// Access token for --server (default: AIM_TOKEN).
+        #[arg(long, value_name = "TOKEN", requires = "server")]
+        token: Option<String>,
     },
     /// Print the RFC 9162 inclusion proof of entry SEQ.
     Prove { seq: u64 },
 }
 
 pub fn run(ctx: &Ctx, cmd: AuditCmd) -> anyhow::Result<Outcome> {
+    use super::audit_server::{self, Remote};
+    match cmd {
+        AuditCmd::Verify {
+            checkpoint,
+            server: Some(server),
+            token,
+        } => return audit_server::verify(ctx, &Remote { server, token }, checkpoint),
+        AuditCmd::Checkpoint {
+            out,
+            server: Some(server),
+            token,
+        } => return audit_server::checkpoint(ctx, &Remote { server, token }, out),
+        _ => {}
+    }
     let log = ctx.audit_file()?;
     match cmd {
         AuditCmd::Show { limit } => {
@@ -58,7 +85,7 @@ pub fn run(ctx: &Ctx, cmd: AuditCmd) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Success)
         }
-        AuditCmd::Verify { checkpoint } => {
+        AuditCmd::Verify { checkpoint, .. } => {
             let cp: Option<Checkpoint> = match &checkpoint {
                 Some(p) => Some(ctx::read_json_file("audit checkpoint", p)?),
                 None => None,
@@ -117,7 +144,7 @@ pub fn run(ctx: &Ctx, cmd: AuditCmd) -> anyhow::Result<Outcome> {
                 Outcome::Negative
             })
         }
-        AuditCmd::Checkpoint { out } => {
+        AuditCmd::Checkpoint { out, .. } => {
             let node = ctx.store().node_key(&ctx.keyring(), &mut rand::rng())?;
             let key_id = node.public().agent_id();
             let cp = log.checkpoint(node.as_dalek(), &key_id, &aim_core::clock::SystemClock)?;

@@ -1,6 +1,7 @@
 //! One module per top-level subcommand.
 
 pub mod audit;
+pub mod audit_server;
 pub mod conformance;
 pub mod credential;
 pub mod identity;

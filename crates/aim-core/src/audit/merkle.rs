@@ -316,6 +316,132 @@ impl Frontier {
     }
 }
 
+/// A perfect subtree of the log's Merkle tree: `level` `b` and `index` `i` name the subtree over
+/// leaves `[i * 2^b, (i + 1) * 2^b)` (level 0 = the leaves themselves).
+///
+/// A store that persists the hash of every perfect subtree as it closes (see [`closed_subtrees`])
+/// can answer every question below with O(log n) subtree reads and no scan of the leaves.
+pub type SubtreeId = (u8, u64);
+
+/// The perfect subtrees that close when the leaf at `index` is appended, with their hashes, given
+/// the frontier *before* the append (whose size must be `index`). Level 0 (the leaf) first.
+///
+/// Returns `None` when the frontier's size is not `index`.
+pub fn closed_subtrees(before: &Frontier, leaf: Hash) -> Option<Vec<(SubtreeId, Hash)>> {
+    let index = before.size();
+    let mut out = vec![((0u8, index), leaf)];
+    let mut h = leaf;
+    let nodes = before.nodes();
+    let mut level = 0u8;
+    let mut s = index;
+    while s & 1 == 1 {
+        let left = nodes.get(nodes.len().checked_sub(1 + level as usize)?)?;
+        h = node_hash(left, &h);
+        level += 1;
+        s >>= 1;
+        out.push(((level, index >> level), h));
+    }
+    Some(out)
+}
+
+/// `MTH(D[start : start + n])` for a range whose `start` is aligned (a multiple of the smallest
+/// power of two ≥ `n`), from perfect-subtree hashes. Uses at most `log2(n) + 1` subtrees.
+fn range_hash(start: u64, n: u64, get: &mut dyn FnMut(SubtreeId) -> Hash) -> Hash {
+    if n == 0 {
+        return EMPTY_ROOT;
+    }
+    if n.is_power_of_two() {
+        let level = n.trailing_zeros() as u8;
+        return get((level, start >> level));
+    }
+    let k = 1u64 << (63 - (n - 1).leading_zeros());
+    let left = range_hash(start, k, get);
+    let right = range_hash(start + k, n - k, get);
+    node_hash(&left, &right)
+}
+
+/// The Merkle Tree Hash of the first `size` leaves, from perfect-subtree hashes (the subtrees of
+/// the binary decomposition of `size`: at most 64 reads).
+pub fn root_from_subtrees(size: u64, get: &mut dyn FnMut(SubtreeId) -> Hash) -> Hash {
+    range_hash(0, size, get)
+}
+
+/// The same path as [`inclusion_proof`] (`PATH(index, D[tree_size])`), from perfect-subtree
+/// hashes: O(log n) subtree reads. Errors if `index >= tree_size`.
+pub fn inclusion_proof_from_subtrees(
+    index: u64,
+    tree_size: u64,
+    get: &mut dyn FnMut(SubtreeId) -> Hash,
+) -> Result<Vec<Hash>> {
+    if index >= tree_size {
+        return Err(Error::invalid(
+            "inclusion proof index",
+            format!("leaf {index} is not in a tree of size {tree_size}"),
+        ));
+    }
+    let mut out = Vec::with_capacity(64);
+    // Iterative form of PATH: walk down from the root, remembering siblings, then reverse so the
+    // leaf's sibling comes first.
+    let (mut start, mut n, mut m) = (0u64, tree_size, index);
+    while n > 1 {
+        let k = 1u64 << (63 - (n - 1).leading_zeros());
+        if m < k {
+            out.push(range_hash(start + k, n - k, get));
+            n = k;
+        } else {
+            out.push(range_hash(start, k, get));
+            start += k;
+            m -= k;
+            n -= k;
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// The same proof as [`consistency_proof`] (`PROOF(old_size, D[new_size])`), from
+/// perfect-subtree hashes: O(log n) subtree reads. Errors if `old_size > new_size`; empty for
+/// `old_size == 0` and `old_size == new_size`.
+pub fn consistency_proof_from_subtrees(
+    old_size: u64,
+    new_size: u64,
+    get: &mut dyn FnMut(SubtreeId) -> Hash,
+) -> Result<Vec<Hash>> {
+    if old_size > new_size {
+        return Err(Error::invalid(
+            "consistency proof size",
+            format!("old size {old_size} is larger than the new size {new_size}"),
+        ));
+    }
+    let mut out = Vec::with_capacity(64);
+    if old_size == 0 || old_size == new_size {
+        return Ok(out);
+    }
+    // Iterative form of SUBPROOF(m, D[start : start + n], complete).
+    let (mut start, mut n, mut m, mut complete) = (0u64, new_size, old_size, true);
+    loop {
+        if m == n {
+            if !complete {
+                out.push(range_hash(start, n, get));
+            }
+            break;
+        }
+        let k = 1u64 << (63 - (n - 1).leading_zeros());
+        if m <= k {
+            out.push(range_hash(start + k, n - k, get));
+            n = k;
+        } else {
+            out.push(range_hash(start, k, get));
+            start += k;
+            m -= k;
+            n -= k;
+            complete = false;
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,5 +750,56 @@ mod tests {
             assert_eq!(again, f);
         }
         assert!(Frontier::from_parts(3, vec![EMPTY_ROOT]).is_err());
+    }
+
+    /// Builds the subtree table a store would hold after appending `leaves` one by one.
+    fn subtree_table(leaves: &[Hash]) -> std::collections::HashMap<SubtreeId, Hash> {
+        let mut f = Frontier::new();
+        let mut table = std::collections::HashMap::new();
+        for l in leaves {
+            for (id, h) in closed_subtrees(&f, *l).expect("size matches") {
+                table.insert(id, h);
+            }
+            f.push(*l);
+            assert_eq!(table.get(&(0, f.size() - 1)), Some(l));
+        }
+        table
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// The subtree-based root and proofs equal the leaf-based ones for random sizes.
+        #[test]
+        fn subtree_proofs_match_leaf_proofs(
+            size in 1u64..700,
+            a in 0u64..10_000,
+            b in 0u64..10_000,
+        ) {
+            let leaves: Vec<Hash> = (0..size).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+            let table = subtree_table(&leaves);
+            let mut reads = 0usize;
+            let mut get = |id: SubtreeId| {
+                reads += 1;
+                *table.get(&id).expect("only closed subtrees are read")
+            };
+            let n = 1 + b % size; // tree size in 1..=size
+            let m = a % (n + 1); // old size in 0..=n
+            let idx = a % n;
+            let r = root_from_subtrees(n, &mut get);
+            proptest::prop_assert_eq!(r, root(&leaves[..n as usize]));
+            let p = inclusion_proof_from_subtrees(idx, n, &mut get).unwrap();
+            proptest::prop_assert_eq!(&p, &inclusion_proof(&leaves[..n as usize], idx).unwrap());
+            proptest::prop_assert!(verify_inclusion(&leaves[idx as usize], idx, n, &p, &r));
+            let c = consistency_proof_from_subtrees(m, n, &mut get).unwrap();
+            proptest::prop_assert_eq!(&c, &consistency_proof(&leaves[..n as usize], m).unwrap());
+            let old = root_from_subtrees(m, &mut get);
+            proptest::prop_assert!(verify_consistency(m, n, &old, &r, &c));
+            proptest::prop_assert!(inclusion_proof_from_subtrees(n, n, &mut get).is_err());
+            proptest::prop_assert!(consistency_proof_from_subtrees(n + 1, n, &mut get).is_err());
+            // O(log n): each path element costs at most log2(n)+1 reads, the root at most 64.
+            let log = 64 - n.leading_zeros() as usize;
+            proptest::prop_assert!(reads <= 3 * (log + 1) * (log + 1) + 64, "reads {reads}");
+        }
     }
 }

@@ -54,6 +54,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/api-keys/{id}/rotate", post(api_keys::rotate))
         .route("/api/v1/audit/entries", get(audit::list))
+        .route("/api/v1/audit/verify", get(audit::verify))
+        .route("/api/v1/audit/checkpoint", get(audit::checkpoint))
+        .route("/api/v1/audit/proof/inclusion", get(audit::inclusion))
+        .route("/api/v1/audit/proof/consistency", get(audit::consistency))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

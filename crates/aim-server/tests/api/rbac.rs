@@ -34,6 +34,8 @@ enum Target {
     None,
     User,
     ManagerKey,
+    /// The template followed by this query string.
+    Query(&'static str),
 }
 
 fn none(_: usize) -> Option<Value> {
@@ -161,6 +163,38 @@ fn table() -> Vec<Row> {
             Method::GET,
             "/api/v1/audit/entries",
             None,
+            none,
+            [403, 403, 200, 200],
+            200,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/audit/verify",
+            None,
+            none,
+            [403, 403, 200, 200],
+            200,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/audit/checkpoint",
+            None,
+            none,
+            [403, 403, 200, 200],
+            200,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/audit/proof/inclusion",
+            Query("?index=0&treeSize=1"),
+            none,
+            [403, 403, 200, 200],
+            200,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/audit/proof/consistency",
+            Query("?from=0&to=1"),
             none,
             [403, 403, 200, 200],
             200,
@@ -311,6 +345,7 @@ async fn every_route_with_every_role(ctx: Ctx) {
             Target::None => row.template.to_string(),
             Target::User => row.template.replace("{id}", &target),
             Target::ManagerKey => row.template.replace("{id}", &manager_key),
+            Target::Query(q) => format!("{}{q}", row.template),
         };
         // No credentials: always 401.
         n += 1;
