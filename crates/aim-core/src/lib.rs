@@ -14,6 +14,7 @@
 //! - [`audit`]: the SHA-256 hash chain, RFC 9162 Merkle tree, proofs and signed checkpoints.
 //! - [`standards`]: AIP / ATX / ATP verification and the fixture-driven conformance runner.
 //! - [`clock`]: injected time.
+//! - [`request_signing`]: the canonical bytes and headers of signed agent requests to the server.
 
 pub mod aip;
 pub mod audit;
@@ -24,6 +25,7 @@ pub mod fsio;
 pub mod identity;
 pub mod keys;
 pub mod peer;
+pub mod request_signing;
 pub mod seal;
 pub mod standards;
 

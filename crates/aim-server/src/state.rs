@@ -7,6 +7,7 @@ use aim_store::{AuditRecord, LockoutPolicy, Store};
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::decision_writer::DecisionWriter;
 use crate::jwt::JwtKeys;
 use crate::keyring::KeyRing;
 use crate::password::Hasher;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub ring: Arc<KeyRing>,
     pub hasher: Hasher,
     pub clock: Arc<dyn Clock>,
+    /// The group-commit writer of signed agent requests.
+    pub writer: DecisionWriter,
 }
 
 impl AppState {
@@ -37,6 +40,14 @@ impl AppState {
             window_ms: secs(self.config.lockout_window_secs),
             lock_ms: secs(self.config.lockout_duration_secs),
         }
+    }
+
+    /// The public base URL (agent DIDs derive from it).
+    pub fn public_url(&self) -> String {
+        self.config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.config.listen))
     }
 
     /// An audit record stamped now.

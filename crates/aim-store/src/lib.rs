@@ -17,6 +17,8 @@
 //! - Lists are keyset-paginated on the UUIDv7 primary key (`id > cursor ORDER BY id LIMIT n`), so
 //!   a page costs the same at row 10 and at row 10 million.
 
+pub mod agents;
+mod agents_sql;
 pub mod error;
 pub mod model;
 pub mod postgres;
@@ -27,6 +29,7 @@ pub mod testing;
 
 use std::sync::Arc;
 
+pub use agents::*;
 pub use error::{Error, Result};
 pub use model::*;
 pub use store::Store;
