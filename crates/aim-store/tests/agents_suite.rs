@@ -373,7 +373,7 @@ async fn batch_commit_claims_nonces_once(s: &dyn Store) {
     assert_eq!(ev.iter().filter(|e| *e == "replayed").count(), 2);
     // Pruned once expired (the timestamp window refuses such requests anyway).
     assert_eq!(s.prune_agent_nonces(NOW + 299_999).await.unwrap(), 0);
-    assert_eq!(s.prune_agent_nonces(NOW + 300_000).await.unwrap(), 5);
+    assert_eq!(s.prune_agent_nonces(NOW + 300_000).await.unwrap(), 4);
     assert_eq!(
         s.commit_decisions(&[item(a, "aim_x", Some("n1"), "ok")])
             .await
