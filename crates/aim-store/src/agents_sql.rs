@@ -120,6 +120,7 @@ macro_rules! impl_agent_store {
                     .await?)
                 }
 
+                #[allow(clippy::too_many_arguments)]
                 async fn transition_agent(
                     &self,
                     org_id: Uuid,
@@ -168,6 +169,7 @@ macro_rules! impl_agent_store {
                     }
                 }
 
+                #[allow(clippy::too_many_arguments)]
                 async fn rotate_agent_key(
                     &self,
                     org_id: Uuid,

@@ -203,16 +203,50 @@ pub struct Reason {
     reason: Option<String>,
 }
 
+/// One lifecycle transition: who may do it, from which states, to which, recorded as what.
+struct Move {
+    action: Action,
+    from: &'static [AgentStatus],
+    to: AgentStatus,
+    event: &'static str,
+}
+
+const SUSPEND: Move = Move {
+    action: Action::AgentsSuspend,
+    from: &[AgentStatus::Active],
+    to: AgentStatus::Suspended,
+    event: "agent.suspended",
+};
+const ACTIVATE: Move = Move {
+    action: Action::AgentsActivate,
+    from: &[AgentStatus::Suspended],
+    to: AgentStatus::Active,
+    event: "agent.activated",
+};
+const REVOKE: Move = Move {
+    action: Action::AgentsRevoke,
+    from: &[
+        AgentStatus::Pending,
+        AgentStatus::Active,
+        AgentStatus::Suspended,
+    ],
+    to: AgentStatus::Revoked,
+    event: "agent.revoked",
+};
+
 async fn transition(
     state: AppState,
     caller: Caller,
     id: String,
     body: Bytes,
-    action: Action,
-    from: &[AgentStatus],
-    to: AgentStatus,
-    event: &str,
+    m: Move,
 ) -> Result<Json<Value>, Error> {
+    let Move {
+        action,
+        from,
+        to,
+        event,
+    } = m;
     caller.authorize(action)?;
     let req: Reason = optional_json(&body)?;
     if req.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
@@ -251,18 +285,7 @@ pub async fn suspend(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, Error> {
-    use AgentStatus::*;
-    transition(
-        state,
-        caller,
-        id,
-        body,
-        Action::AgentsSuspend,
-        &[Active],
-        Suspended,
-        "agent.suspended",
-    )
-    .await
+    transition(state, caller, id, body, SUSPEND).await
 }
 
 /// `POST /api/v1/agents/{id}/activate {reason?}`: suspended → active (managers and admins only;
@@ -273,18 +296,7 @@ pub async fn activate(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, Error> {
-    use AgentStatus::*;
-    transition(
-        state,
-        caller,
-        id,
-        body,
-        Action::AgentsActivate,
-        &[Suspended],
-        Active,
-        "agent.activated",
-    )
-    .await
+    transition(state, caller, id, body, ACTIVATE).await
 }
 
 /// `POST /api/v1/agents/{id}/revoke {reason?}`: any non-revoked status → revoked (final).
@@ -294,18 +306,7 @@ pub async fn revoke(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, Error> {
-    use AgentStatus::*;
-    transition(
-        state,
-        caller,
-        id,
-        body,
-        Action::AgentsRevoke,
-        &[Pending, Active, Suspended],
-        Revoked,
-        "agent.revoked",
-    )
-    .await
+    transition(state, caller, id, body, REVOKE).await
 }
 
 /// `POST /api/v1/agents/{id}/challenge` → the AIP challenge
