@@ -17,6 +17,7 @@
 //! - [`correlation`]: sliding-window rules that join security events into incidents.
 //! - [`trust`]: the 8-factor trust score computed from evidence (`docs/TRUST.md`).
 //! - [`clock`]: injected time.
+//! - [`request_signing`]: the canonical bytes and headers of signed agent requests to the server.
 
 pub mod aip;
 pub mod anomaly;
@@ -29,6 +30,7 @@ pub mod fsio;
 pub mod identity;
 pub mod keys;
 pub mod peer;
+pub mod request_signing;
 pub mod seal;
 pub mod standards;
 pub mod trust;

@@ -74,6 +74,20 @@ pub struct Config {
     /// ... or once the newest checkpoint is this old and entries were added since
     /// (`audit_checkpoint_interval_secs`, `AIM_AUDIT_CHECKPOINT_INTERVAL_SECS`). Default 60.
     pub audit_checkpoint_interval_secs: u64,
+    /// Public base URL of this server (`public_url`, `AIM_PUBLIC_URL`), e.g.
+    /// `https://aim.example.com`. Agent DIDs (`did:web`) are derived from its host and path.
+    /// Default: `http://` + the bound listen address.
+    pub public_url: Option<String>,
+    /// After a key rotation the previous agent key stays valid this many seconds
+    /// (`agent_key_grace_secs`, `AIM_AGENT_KEY_GRACE_SECS`). Default 604 800 (7 days).
+    pub agent_key_grace_secs: u64,
+    /// Signed agent requests are accepted when their timestamp is within this many seconds of the
+    /// server clock, either way (`signed_request_window_secs`, `AIM_SIGNED_REQUEST_WINDOW_SECS`).
+    /// Default 300.
+    pub signed_request_window_secs: u64,
+    /// Largest number of signed-request writes committed in one transaction by the group-commit
+    /// writer (`decision_batch_max`, `AIM_DECISION_BATCH_MAX`). Default 256.
+    pub decision_batch_max: u32,
 }
 
 /// The TOML file: every key optional, unknown keys rejected (typos must not silently fall back to
@@ -101,6 +115,10 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub audit_checkpoint_every: Option<u64>,
     pub audit_checkpoint_interval_secs: Option<u64>,
+    pub public_url: Option<String>,
+    pub agent_key_grace_secs: Option<u64>,
+    pub signed_request_window_secs: Option<u64>,
+    pub decision_batch_max: Option<u32>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -245,6 +263,20 @@ impl Config {
                 file.audit_checkpoint_interval_secs,
                 60,
             )?,
+            public_url: e("AIM_PUBLIC_URL")
+                .or(file.public_url)
+                .map(|u| u.trim_end_matches('/').to_string()),
+            agent_key_grace_secs: num(
+                "AIM_AGENT_KEY_GRACE_SECS",
+                file.agent_key_grace_secs,
+                7 * 86_400,
+            )?,
+            signed_request_window_secs: num(
+                "AIM_SIGNED_REQUEST_WINDOW_SECS",
+                file.signed_request_window_secs,
+                300,
+            )?,
+            decision_batch_max: small("AIM_DECISION_BATCH_MAX", file.decision_batch_max, 256)?,
             home,
         };
         cfg.validate()?;
@@ -292,6 +324,23 @@ impl Config {
         if self.lockout_max_failures == 0 {
             return Err(Error::Config(
                 "lockout_max_failures must be at least 1".into(),
+            ));
+        }
+        if self.signed_request_window_secs == 0 || self.signed_request_window_secs > 3600 {
+            return Err(Error::Config(
+                "signed_request_window_secs must be between 1 and 3600".into(),
+            ));
+        }
+        if self.decision_batch_max == 0 {
+            return Err(Error::Config(
+                "decision_batch_max must be at least 1".into(),
+            ));
+        }
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(Error::Config(
+                "public_url must start with http:// or https://".into(),
             ));
         }
         if let Some(url) = &self.database_url {

@@ -30,6 +30,11 @@ pub enum Error {
     /// A client-visible refusal (4xx).
     #[error("{}: {}", .0.code, .0.message)]
     Api(ApiError),
+
+    /// A server component cannot serve the request now (e.g. the decision writer failed to
+    /// commit); answered 503 without details.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// A refusal answered to the client: HTTP status, stable machine code, human message.
@@ -118,6 +123,15 @@ impl IntoResponse for Error {
             }
             Error::Store(aim_store::Error::Invalid(message)) => {
                 ApiError::bad_request(message).into_response()
+            }
+            Error::Unavailable(msg) => {
+                tracing::error!(error = %msg, "service unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the server cannot record this request now; retry later",
+                )
+                .into_response()
             }
             other => {
                 tracing::error!(error = %other, "internal error");

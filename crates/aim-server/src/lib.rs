@@ -13,11 +13,16 @@
 //! - [`keyring`]: AES-256-GCM sealing of secret columns.
 //! - [`rbac`]: the permission table; [`auth`]: the `Caller` extractor.
 //! - [`routes`]: HTTP handlers.
+//! - [`agent_auth`]: the signed agent request extractor; [`decision_writer`]: the group-commit
+//!   writer every signed request goes through; [`did`]: did:web identifiers and documents.
 
+pub mod agent_auth;
 pub mod api_key;
 pub mod audit_log;
 pub mod auth;
 pub mod config;
+pub mod decision_writer;
+pub mod did;
 pub mod error;
 pub mod jwt;
 pub mod keyring;
@@ -107,8 +112,11 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
         config.jwt_key_rotation_secs,
     )
     .await?;
+    let writer =
+        decision_writer::DecisionWriter::spawn(store.clone(), config.decision_batch_max as usize);
     let state = AppState {
         config: Arc::new(config),
+        writer,
         store,
         jwt: Arc::new(jwt),
         ring,
@@ -182,15 +190,19 @@ async fn bootstrap(state: &AppState) -> Result<(), Error> {
 }
 
 /// Binds `config.listen` and serves in the background.
-pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Server, Error> {
+pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, Error> {
     let listen = config.listen;
-    let state = build_state(config, clock).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Error::Io(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Io(e.to_string()))?;
+    // Agent DIDs need the public URL; without one configured, the bound address is it.
+    config
+        .public_url
+        .get_or_insert_with(|| format!("http://{addr}"));
+    let state = build_state(config, clock).await?;
     let app = routes::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -205,12 +217,21 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Server, Erro
         .map_err(|e| Error::Io(format!("server: {e}")))
     });
     let jwt = state.jwt.clone();
+    let housekeeping = state.clone();
     let rotation = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             if let Err(e) = jwt.rotate_if_due().await {
                 tracing::warn!(error = %e, "JWT key rotation check failed");
+            }
+            // Expired request nonces and old challenges (the timestamp window refuses them anyway).
+            if let Err(e) = housekeeping
+                .store
+                .prune_agent_nonces(housekeeping.now_ms())
+                .await
+            {
+                tracing::warn!(error = %e, "pruning agent nonces failed");
             }
         }
     });

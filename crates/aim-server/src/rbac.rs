@@ -39,6 +39,14 @@ pub enum Action {
     AuditCheckpoint,
     AuditProofInclusion,
     AuditProofConsistency,
+    AgentsList,
+    AgentsRead,
+    AgentsCreate,
+    AgentsSuspend,
+    AgentsActivate,
+    AgentsRevoke,
+    AgentsChallenge,
+    AgentsVerify,
 }
 
 use Role::{Admin, Manager, Member, Viewer};
@@ -114,6 +122,43 @@ pub const PERMISSIONS: &[(Action, &str, &str, &[Role])] = &[
         "/api/v1/audit/proof/consistency",
         MANAGERS,
     ),
+    // Agents: every role reads; members manage only the agents they registered (403 on others'),
+    // managers and admins every agent of the organization. Reinstating a suspended agent is for
+    // managers and admins only. Agent-signed routes (heartbeat, rotate-key) are not in this table:
+    // the agent's signature authenticates them (crate::agent_auth).
+    (Action::AgentsList, "GET", "/api/v1/agents", ALL),
+    (Action::AgentsRead, "GET", "/api/v1/agents/{id}", ALL),
+    (Action::AgentsCreate, "POST", "/api/v1/agents", WRITERS),
+    (
+        Action::AgentsSuspend,
+        "POST",
+        "/api/v1/agents/{id}/suspend",
+        WRITERS,
+    ),
+    (
+        Action::AgentsActivate,
+        "POST",
+        "/api/v1/agents/{id}/activate",
+        MANAGERS,
+    ),
+    (
+        Action::AgentsRevoke,
+        "POST",
+        "/api/v1/agents/{id}/revoke",
+        WRITERS,
+    ),
+    (
+        Action::AgentsChallenge,
+        "POST",
+        "/api/v1/agents/{id}/challenge",
+        WRITERS,
+    ),
+    (
+        Action::AgentsVerify,
+        "POST",
+        "/api/v1/agents/{id}/verify",
+        WRITERS,
+    ),
 ];
 
 impl Action {
@@ -174,7 +219,7 @@ mod tests {
             assert!(seen.insert(*a), "{a:?} twice");
             assert!(!a.roles().is_empty());
         }
-        assert_eq!(seen.len(), 23);
+        assert_eq!(seen.len(), 31);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use aim_store::{AuditRecord, LockoutPolicy, Store};
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::decision_writer::DecisionWriter;
 use crate::jwt::JwtKeys;
 use crate::keyring::KeyRing;
 use crate::password::Hasher;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Opened organization log keys (see [`crate::audit_log`]).
     pub org_keys: Arc<crate::audit_log::OrgKeys>,
+    /// The group-commit writer of signed agent requests.
+    pub writer: DecisionWriter,
 }
 
 impl AppState {
@@ -39,6 +42,14 @@ impl AppState {
             window_ms: secs(self.config.lockout_window_secs),
             lock_ms: secs(self.config.lockout_duration_secs),
         }
+    }
+
+    /// The public base URL (agent DIDs derive from it).
+    pub fn public_url(&self) -> String {
+        self.config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.config.listen))
     }
 
     /// An audit record stamped now.

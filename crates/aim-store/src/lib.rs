@@ -18,6 +18,8 @@
 //!   a page costs the same at row 10 and at row 10 million.
 
 pub mod audit_chain;
+pub mod agents;
+mod agents_sql;
 pub mod error;
 pub mod model;
 pub mod postgres;
@@ -28,6 +30,7 @@ pub mod testing;
 
 use std::sync::Arc;
 
+pub use agents::*;
 pub use error::{Error, Result};
 pub use model::*;
 pub use store::Store;

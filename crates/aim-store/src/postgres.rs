@@ -28,3 +28,4 @@ impl PgStore {
 }
 
 crate::sql::impl_store!(PgStore, sqlx::PgConnection, sqlx::Postgres, "postgres");
+crate::agents_sql::impl_agent_store!(PgStore, sqlx::PgConnection);

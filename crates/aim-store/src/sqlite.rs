@@ -62,3 +62,4 @@ fn restrict_permissions(path: &std::path::Path) {
 fn restrict_permissions(_path: &std::path::Path) {}
 
 crate::sql::impl_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite, "sqlite");
+crate::agents_sql::impl_agent_store!(SqliteStore, sqlx::SqliteConnection);

@@ -8,10 +8,12 @@ use crate::model::*;
 /// Everything the server persists. Implemented by [`crate::sqlite::SqliteStore`] and
 /// [`crate::postgres::PgStore`]; both pass the same test suite (`tests/store_suite.rs`).
 ///
+/// Agent storage is the [`crate::AgentStore`] supertrait.
+///
 /// Methods that take an `org_id` never touch rows of another organization. Methods that take an
 /// [`AuditRecord`] write it in the same transaction as the change.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: crate::agents::AgentStore + Send + Sync + 'static {
     /// Backend name (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
 

@@ -1,5 +1,6 @@
 //! One module per top-level subcommand.
 
+pub mod agent;
 pub mod audit;
 pub mod audit_server;
 pub mod conformance;

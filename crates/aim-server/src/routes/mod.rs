@@ -1,5 +1,6 @@
 //! HTTP routes. Each handler: extract + authorize → work → persist through the store → respond.
 
+pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -58,6 +59,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit/checkpoint", get(audit::checkpoint))
         .route("/api/v1/audit/proof/inclusion", get(audit::inclusion))
         .route("/api/v1/audit/proof/consistency", get(audit::consistency))
+        .route("/api/v1/agents", get(agents::list).post(agents::register))
+        .route("/api/v1/agents/{id}", get(agents::get_agent))
+        .route("/api/v1/agents/{id}/suspend", post(agents::suspend))
+        .route("/api/v1/agents/{id}/activate", post(agents::activate))
+        .route("/api/v1/agents/{id}/revoke", post(agents::revoke))
+        .route("/api/v1/agents/{id}/challenge", post(agents::challenge))
+        .route("/api/v1/agents/{id}/verify", post(agents::verify))
+        .route("/api/v1/agents/{id}/heartbeat", post(agents::heartbeat))
+        .route("/api/v1/agents/{id}/rotate-key", post(agents::rotate_key))
+        .route("/agents/{id}/did.json", get(agents::did_document))
+        .route("/.well-known/aip", get(agents::well_known))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -36,6 +36,25 @@ enum Target {
     ManagerKey,
     /// The template followed by this query string.
     Query(&'static str),
+    ManagerAgent,
+}
+
+/// A fresh agent registration body per call (distinct key and name).
+fn agent_body(n: usize) -> Option<Value> {
+    let k = crate::agents::key(1_000_000 + n as u64);
+    Some(json!({
+        "name": format!("agent-{n}"),
+        "publicKey": aim_core::keys::encode_base64(&k.public().to_bytes()),
+    }))
+}
+
+/// A well-formed AIP response to a challenge that was never issued.
+fn aip_body(_: usize) -> Option<Value> {
+    Some(json!({
+        "agentDid": "did:web:x", "challenge": "AAAA", "nonce": "BBBB", "issuedAt": "2026-01-01T00:00:00Z",
+        "expiresAt": "2026-01-01T00:05:00Z", "signature": "CCCC", "publicKey": "DDDD", "keyId": "k",
+        "signedAt": "2026-01-01T00:00:00Z", "algorithm": "Ed25519"
+    }))
 }
 
 fn none(_: usize) -> Option<Value> {
@@ -232,6 +251,73 @@ fn table() -> Vec<Row> {
             400,
         ),
         r(
+            Method::GET,
+            "/api/v1/agents",
+            None,
+            none,
+            [200, 200, 200, 200],
+            200,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/agents/{id}",
+            ManagerAgent,
+            none,
+            [200, 200, 200, 200],
+            404,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/agents",
+            None,
+            agent_body,
+            [403, 201, 201, 201],
+            201,
+        ),
+        // The manager's agent is pending: allowed callers reach the state machine (409).
+        r(
+            Method::POST,
+            "/api/v1/agents/{id}/suspend",
+            ManagerAgent,
+            empty,
+            [403, 403, 409, 409],
+            404,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/agents/{id}/activate",
+            ManagerAgent,
+            empty,
+            [403, 403, 409, 409],
+            404,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/agents/{id}/challenge",
+            ManagerAgent,
+            empty,
+            [403, 403, 200, 200],
+            404,
+        ),
+        // Allowed callers get the AIP verdict (no such challenge: UNTRUSTED_ISSUER, 401).
+        r(
+            Method::POST,
+            "/api/v1/agents/{id}/verify",
+            ManagerAgent,
+            aip_body,
+            [403, 403, 401, 401],
+            404,
+        ),
+        // Last of the agent rows: the manager revokes, then the admin finds it revoked.
+        r(
+            Method::POST,
+            "/api/v1/agents/{id}/revoke",
+            ManagerAgent,
+            empty,
+            [403, 403, 200, 409],
+            404,
+        ),
+        r(
             Method::DELETE,
             "/api/v1/users/{id}",
             User,
@@ -274,6 +360,15 @@ async fn every_route_with_every_role(ctx: Ctx) {
         )
         .await;
     let manager_key = k["id"].as_str().unwrap().to_string();
+    let (s, a) = ctx
+        .post(
+            "/api/v1/agents",
+            Cred::Bearer(&tokens[MG]),
+            agent_body(999_999).unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let manager_agent = a["id"].as_str().unwrap().to_string();
 
     // Another organization.
     let st = &ctx.ts.server.state;
@@ -346,6 +441,7 @@ async fn every_route_with_every_role(ctx: Ctx) {
             Target::User => row.template.replace("{id}", &target),
             Target::ManagerKey => row.template.replace("{id}", &manager_key),
             Target::Query(q) => format!("{}{q}", row.template),
+            Target::ManagerAgent => row.template.replace("{id}", &manager_agent),
         };
         // No credentials: always 401.
         n += 1;

@@ -1,0 +1,295 @@
+//! Signed agent requests: the [`SignedRequest`] extractor.
+//!
+//! The format (canonical string and headers) is defined once in
+//! [`aim_core::request_signing`]. The extractor checks, in this order, and answers:
+//! 1. all four headers present — else 401 `signature_required`;
+//! 2. headers well formed (agent id syntax, integer timestamp, nonce alphabet/length, base64 of a
+//!    64-byte signature) — else 400 `bad_request`;
+//! 3. the agent id in the path (if the route has `{id}`) equals `X-AIM-Agent-Id` — else 403
+//!    `agent_mismatch`;
+//! 4. timestamp within ±`signed_request_window_secs` of the server clock — else 401
+//!    `timestamp_out_of_window`;
+//! 5. the agent exists — else 401 `unauthorized`;
+//! 6. the signature verifies under the current key, or under the previous key while its rotation
+//!    grace period lasts — else 401 `invalid_signature`;
+//! 7. the agent is `active` — else 403 `agent_pending` / `agent_suspended` / `agent_revoked`.
+//!
+//! The nonce is NOT claimed by the extractor: the handler decides, then calls
+//! [`SignedRequest::commit`] with the audit record of what it did. `commit` claims the nonce and
+//! writes the record in one group-committed transaction ([`crate::decision_writer`]) and answers
+//! 401 `replayed_request` when the nonce was already used (same or another replica). Only a
+//! committed request yields an [`AgentCaller`], so a handler cannot act for an agent without
+//! having claimed its nonce.
+
+use aim_core::keys::{PublicKey, decode_base64, is_agent_id};
+use aim_core::request_signing::{
+    HEADER_AGENT_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, canonical_request,
+    valid_nonce,
+};
+use aim_store::{Agent, AgentStatus, AuditRecord, DecisionOutcome, DecisionWrite, NonceClaim};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::{HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::auth::client_addr;
+use crate::error::{ApiError, Error};
+use crate::state::AppState;
+
+/// Which key signed the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningKey {
+    Current,
+    /// The previous key, inside its rotation grace period.
+    Previous,
+}
+
+/// A request whose signature, freshness window and agent status were checked, but whose nonce is
+/// not yet claimed.
+#[derive(Debug)]
+pub struct SignedRequest {
+    pub agent: Agent,
+    pub key: SigningKey,
+    pub method: String,
+    pub path_and_query: String,
+    pub timestamp: i64,
+    pub nonce: String,
+    pub body: Bytes,
+    pub client_addr: Option<String>,
+}
+
+/// An agent whose request is authenticated AND whose nonce is claimed (its record is durable).
+#[derive(Debug)]
+pub struct AgentCaller {
+    pub agent: Agent,
+    pub key: SigningKey,
+    pub nonce: String,
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match h.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()))
+            .map_err(|_| ApiError::bad_request(format!("{name} is not valid text"))),
+    }
+}
+
+fn refuse(status: StatusCode, code: &'static str, msg: &str) -> Error {
+    ApiError::new(status, code, msg).into()
+}
+
+impl SignedRequest {
+    /// The body as JSON (400 when it is not the expected shape).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let bytes: &[u8] = if self.body.is_empty() {
+            b"{}"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    }
+
+    /// The audit actor string of the agent.
+    pub fn actor(&self) -> String {
+        format!("agent:{}", self.agent.id)
+    }
+
+    /// Claims the nonce and records `event_type` with `payload` in one group-committed write; a
+    /// replay answers 401 `replayed_request` (and is itself recorded).
+    pub async fn commit(
+        self,
+        state: &AppState,
+        event_type: &str,
+        payload: serde_json::Value,
+    ) -> Result<AgentCaller, Error> {
+        let window_ms = i64::try_from(state.config.signed_request_window_secs)
+            .unwrap_or(3600)
+            .saturating_mul(1000);
+        let org = Some(self.agent.org_id);
+        let subject = Some(format!("agent:{}", self.agent.id));
+        let mut payload = payload;
+        if let Some(obj) = payload.as_object_mut() {
+            obj.insert("method".into(), self.method.clone().into());
+            obj.insert("path".into(), self.path_and_query.clone().into());
+            obj.insert("nonce".into(), self.nonce.clone().into());
+            obj.insert(
+                "key".into(),
+                match self.key {
+                    SigningKey::Current => "current",
+                    SigningKey::Previous => "previous",
+                }
+                .into(),
+            );
+        }
+        let audit = state.audit(
+            org,
+            event_type,
+            self.actor(),
+            subject.clone(),
+            payload,
+            self.client_addr.clone(),
+        );
+        let replay_audit = AuditRecord {
+            event_type: "agent.request.replayed".into(),
+            payload: serde_json::json!({
+                "method": self.method, "path": self.path_and_query, "nonce": self.nonce
+            }),
+            ..audit.clone()
+        };
+        let item = DecisionWrite {
+            nonce: Some(NonceClaim {
+                org_id: self.agent.org_id,
+                agent_id: self.agent.id.clone(),
+                nonce: self.nonce.clone(),
+                expires_at: self
+                    .timestamp
+                    .saturating_mul(1000)
+                    .saturating_add(window_ms),
+            }),
+            audit,
+            replay_audit: Some(replay_audit),
+        };
+        match state.writer.commit(item).await? {
+            DecisionOutcome::Committed => Ok(AgentCaller {
+                agent: self.agent,
+                key: self.key,
+                nonce: self.nonce,
+            }),
+            DecisionOutcome::Replayed => Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "replayed_request",
+                "this nonce was already used by the agent; sign every request with a fresh nonce",
+            )),
+        }
+    }
+}
+
+impl FromRequest<AppState> for SignedRequest {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let h = &parts.headers;
+        let (Some(id), Some(ts), Some(nonce), Some(sig)) = (
+            header(h, HEADER_AGENT_ID)?,
+            header(h, HEADER_TIMESTAMP)?,
+            header(h, HEADER_NONCE)?,
+            header(h, HEADER_SIGNATURE)?,
+        ) else {
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "signature_required",
+                "agent requests need X-AIM-Agent-Id, X-AIM-Timestamp, X-AIM-Nonce and X-AIM-Signature",
+            ));
+        };
+        if !is_agent_id(id) {
+            return Err(ApiError::bad_request("X-AIM-Agent-Id is not an agent id (aim_…)").into());
+        }
+        let timestamp: i64 = ts.parse().map_err(|_| {
+            ApiError::bad_request("X-AIM-Timestamp must be Unix seconds (an integer)")
+        })?;
+        if !valid_nonce(nonce) {
+            return Err(ApiError::bad_request(
+                "X-AIM-Nonce must be 16 to 128 characters of the base64/base64url alphabet",
+            )
+            .into());
+        }
+        let signature = decode_base64("signature", sig)
+            .ok()
+            .filter(|s| s.len() == 64)
+            .ok_or_else(|| {
+                ApiError::bad_request("X-AIM-Signature must be base64 of a 64-byte signature")
+            })?;
+        let (id, nonce) = (id.to_string(), nonce.to_string());
+        if let Ok(params) = RawPathParams::from_request_parts(&mut parts, state).await
+            && let Some((_, path_id)) = params.iter().find(|(k, _)| *k == "id")
+            && path_id != id
+        {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "agent_mismatch",
+                "X-AIM-Agent-Id does not name the agent of this route",
+            ));
+        }
+        let now = state.now_ms();
+        let window = i64::try_from(state.config.signed_request_window_secs).unwrap_or(3600);
+        if timestamp
+            .checked_mul(1000)
+            .is_none_or(|t| (t - now).abs() > window * 1000)
+        {
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "timestamp_out_of_window",
+                &format!("X-AIM-Timestamp must be within {window} seconds of the server clock"),
+            ));
+        }
+        let method = parts.method.as_str().to_string();
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| parts.uri.path().to_string());
+        let addr = client_addr(&parts);
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|rej| ApiError::new(rej.status(), "bad_request", rej.body_text()))?;
+        let text = canonical_request(&id, &method, &path_and_query, timestamp, &nonce, &body)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let agent = state
+            .store
+            .find_agent(&id)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        let verifies = |key: &[u8]| {
+            PublicKey::from_bytes(key).is_ok_and(|k| k.verify(text.as_bytes(), &signature))
+        };
+        let key = if verifies(&agent.public_key) {
+            SigningKey::Current
+        } else if agent.grace_key(now).is_some_and(verifies) {
+            SigningKey::Previous
+        } else {
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "the signature does not verify under the agent's key (see docs/agents.md for the signed string)",
+            ));
+        };
+        match agent.status {
+            AgentStatus::Active => {}
+            AgentStatus::Pending => {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    "agent_pending",
+                    "the agent has not proved possession of its key yet (AIP challenge)",
+                ));
+            }
+            AgentStatus::Suspended => {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    "agent_suspended",
+                    "the agent is suspended",
+                ));
+            }
+            AgentStatus::Revoked => {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    "agent_revoked",
+                    "the agent is revoked",
+                ));
+            }
+        }
+        Ok(SignedRequest {
+            agent,
+            key,
+            method,
+            path_and_query,
+            timestamp,
+            nonce,
+            body,
+            client_addr: addr,
+        })
+    }
+}

@@ -1,0 +1,84 @@
+//! The group-commit writer of the hot path.
+//!
+//! Every signed agent request ends in one [`DecisionWrite`] (its nonce claim and its audit
+//! record). Handlers do not write it themselves: they queue it here and wait. One task takes
+//! everything queued (up to `decision_batch_max` items), commits it in ONE transaction through
+//! [`aim_store::AgentStore::commit_decisions`], and only then answers each waiter through its
+//! oneshot channel.
+//!
+//! Invariants:
+//! - a waiter is answered only after the transaction holding its item committed (or failed);
+//! - a request therefore costs at most one durable write, shared with its neighbours;
+//! - if the batch fails, every waiter of that batch gets an error (fail closed: no request is
+//!   answered as accepted without its record).
+
+use std::sync::Arc;
+
+use aim_store::{DecisionOutcome, DecisionWrite, Store};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::Error;
+
+type Reply = oneshot::Sender<Result<DecisionOutcome, String>>;
+
+/// Handle to the writer task. Cheap to clone.
+#[derive(Clone)]
+pub struct DecisionWriter {
+    tx: mpsc::Sender<(DecisionWrite, Reply)>,
+}
+
+impl DecisionWriter {
+    /// Starts the writer task on the current runtime. It ends when every handle is dropped.
+    pub fn spawn(store: Arc<dyn Store>, batch_max: usize) -> DecisionWriter {
+        let batch_max = batch_max.max(1);
+        // The queue holds a few batches; beyond that, callers wait for room (back-pressure).
+        let (tx, mut rx) = mpsc::channel::<(DecisionWrite, Reply)>(batch_max * 4);
+        tokio::spawn(async move {
+            let mut items = Vec::with_capacity(batch_max);
+            let mut replies = Vec::with_capacity(batch_max);
+            while let Some((item, reply)) = rx.recv().await {
+                items.push(item);
+                replies.push(reply);
+                while items.len() < batch_max {
+                    match rx.try_recv() {
+                        Ok((item, reply)) => {
+                            items.push(item);
+                            replies.push(reply);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                match store.commit_decisions(&items).await {
+                    Ok(outcomes) => {
+                        for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, batch = items.len(), "decision batch failed");
+                        for reply in replies.drain(..) {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+                items.clear();
+                replies.clear();
+            }
+        });
+        DecisionWriter { tx }
+    }
+
+    /// Queues `item` and waits until it is durable (or refused as a replay).
+    pub async fn commit(&self, item: DecisionWrite) -> Result<DecisionOutcome, Error> {
+        let (reply, wait) = oneshot::channel();
+        self.tx
+            .send((item, reply))
+            .await
+            .map_err(|_| Error::Unavailable("decision writer stopped".into()))?;
+        match wait.await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(e)) => Err(Error::Unavailable(format!("decision batch failed: {e}"))),
+            Err(_) => Err(Error::Unavailable("decision writer stopped".into())),
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The SQL of [`crate::AgentStore`], written once for both backends (same conventions as
+//! [`crate::sql`]). [`impl_agent_store!`] is expanded next to `impl_store!` so it reuses that
+//! backend's `append_audit_on`: every change and its audit record share one transaction.
+
+macro_rules! agent_cols {
+    () => {
+        "id, org_id, name, owner_id, status, capabilities, public_key, key_version, previous_key, \
+    previous_key_valid_until, created_at, updated_at, verified_at, revoked_at"
+    };
+}
+pub(crate) use agent_cols;
+
+macro_rules! impl_agent_store {
+    ($store:ident, $conn:ty) => {
+        mod agent_store_impl {
+            use super::{append_audit_on, append_audits_on};
+            use uuid::Uuid;
+            use $crate::agents::*;
+            use $crate::agents_sql::agent_cols;
+            use $crate::model::AuditRecord;
+            use $crate::{Error, Result};
+
+            async fn fetch_agent(
+                conn: &mut $conn,
+                org_id: Uuid,
+                id: &str,
+            ) -> Result<Option<Agent>> {
+                Ok(sqlx::query_as::<_, Agent>(concat!(
+                    "SELECT ",
+                    agent_cols!(),
+                    " FROM agents WHERE org_id = $1 AND id = $2"
+                ))
+                .bind(org_id)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?)
+            }
+
+            #[async_trait::async_trait]
+            impl AgentStore for super::$store {
+                async fn create_agent(&self, a: &NewAgent, audit: &AuditRecord) -> Result<Agent> {
+                    let mut tx = self.pool.begin().await?;
+                    let agent = sqlx::query_as::<_, Agent>(concat!(
+                        "INSERT INTO agents (id, org_id, name, owner_id, status, capabilities, public_key, \
+                         key_version, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, 'pending', $5, $6, 1, $7, $7) RETURNING ",
+                        agent_cols!()
+                    ))
+                    .bind(&a.id)
+                    .bind(a.org_id)
+                    .bind(&a.name)
+                    .bind(a.owner_id)
+                    .bind(a.capabilities.to_json())
+                    .bind(&a.public_key)
+                    .bind(a.created_at)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| match Error::from(e) {
+                        Error::Conflict { .. } => Error::Conflict {
+                            what: "agent with this key or name",
+                        },
+                        other => other,
+                    })?;
+                    sqlx::query(
+                        "INSERT INTO agent_keys (agent_id, version, public_key, created_at) VALUES ($1, 1, $2, $3)",
+                    )
+                    .bind(&a.id)
+                    .bind(&a.public_key)
+                    .bind(a.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    append_audit_on(&mut tx, audit).await?;
+                    tx.commit().await?;
+                    Ok(agent)
+                }
+
+                async fn get_agent(&self, org_id: Uuid, id: &str) -> Result<Option<Agent>> {
+                    let mut conn = self.pool.acquire().await?;
+                    fetch_agent(&mut conn, org_id, id).await
+                }
+
+                async fn find_agent(&self, id: &str) -> Result<Option<Agent>> {
+                    Ok(sqlx::query_as::<_, Agent>(concat!(
+                        "SELECT ",
+                        agent_cols!(),
+                        " FROM agents WHERE id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                }
+
+                async fn list_agents(
+                    &self,
+                    org_id: Uuid,
+                    after: Option<&str>,
+                    limit: u32,
+                ) -> Result<Vec<Agent>> {
+                    Ok(sqlx::query_as::<_, Agent>(concat!(
+                        "SELECT ",
+                        agent_cols!(),
+                        " FROM agents WHERE org_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                    ))
+                    .bind(org_id)
+                    .bind(after.unwrap_or(""))
+                    .bind(i64::from(limit.clamp(1, 500)))
+                    .fetch_all(&self.pool)
+                    .await?)
+                }
+
+                async fn list_agent_keys(&self, org_id: Uuid, id: &str) -> Result<Vec<AgentKey>> {
+                    Ok(sqlx::query_as::<_, AgentKey>(
+                        "SELECT k.agent_id, k.version, k.public_key, k.created_at, k.retired_at, k.valid_until \
+                         FROM agent_keys k JOIN agents a ON a.id = k.agent_id \
+                         WHERE a.org_id = $1 AND k.agent_id = $2 ORDER BY k.version",
+                    )
+                    .bind(org_id)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?)
+                }
+
+                #[allow(clippy::too_many_arguments)]
+                async fn transition_agent(
+                    &self,
+                    org_id: Uuid,
+                    id: &str,
+                    from: &[AgentStatus],
+                    to: AgentStatus,
+                    now: i64,
+                    audit: &AuditRecord,
+                ) -> Result<Transition> {
+                    // Up to three source states, padded by repetition; `revoked` is never a source.
+                    if from.is_empty() || from.len() > 3 {
+                        return Err(Error::Corrupt("one to three source states".into()));
+                    }
+                    let pick = |i: usize| from.get(i).or(from.first()).map(|s| s.as_str()).unwrap_or("");
+                    let mut tx = self.pool.begin().await?;
+                    let changed = sqlx::query_as::<_, Agent>(concat!(
+                        "UPDATE agents SET status = $3, updated_at = $4, \
+                         revoked_at = CASE WHEN $3 = 'revoked' THEN $4 ELSE revoked_at END \
+                         WHERE org_id = $1 AND id = $2 AND status <> 'revoked' AND status IN ($5, $6, $7) \
+                         RETURNING ",
+                        agent_cols!()
+                    ))
+                    .bind(org_id)
+                    .bind(id)
+                    .bind(to.as_str())
+                    .bind(now)
+                    .bind(pick(0))
+                    .bind(pick(1))
+                    .bind(pick(2))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match changed {
+                        Some(agent) => {
+                            append_audit_on(&mut tx, audit).await?;
+                            tx.commit().await?;
+                            Ok(Transition::Done(agent))
+                        }
+                        None => {
+                            let current = fetch_agent(&mut tx, org_id, id).await?;
+                            tx.rollback().await?;
+                            Ok(match current {
+                                Some(a) => Transition::NotAllowed(a.status),
+                                None => Transition::NotFound,
+                            })
+                        }
+                    }
+                }
+
+                #[allow(clippy::too_many_arguments)]
+                async fn rotate_agent_key(
+                    &self,
+                    org_id: Uuid,
+                    id: &str,
+                    expected_current: &[u8],
+                    new_key: &[u8],
+                    grace_until: i64,
+                    now: i64,
+                    audit: &AuditRecord,
+                ) -> Result<Option<Agent>> {
+                    let mut tx = self.pool.begin().await?;
+                    let rotated = sqlx::query_as::<_, Agent>(concat!(
+                        "UPDATE agents SET previous_key = public_key, previous_key_valid_until = $5, \
+                         public_key = $4, key_version = key_version + 1, updated_at = $6 \
+                         WHERE org_id = $1 AND id = $2 AND public_key = $3 AND status = 'active' \
+                         RETURNING ",
+                        agent_cols!()
+                    ))
+                    .bind(org_id)
+                    .bind(id)
+                    .bind(expected_current)
+                    .bind(new_key)
+                    .bind(grace_until)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| match Error::from(e) {
+                        Error::Conflict { .. } => Error::Conflict {
+                            what: "agent with this key",
+                        },
+                        other => other,
+                    })?;
+                    let Some(agent) = rotated else {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    };
+                    sqlx::query(
+                        "UPDATE agent_keys SET retired_at = $3, valid_until = $4 \
+                         WHERE agent_id = $1 AND version = $2",
+                    )
+                    .bind(id)
+                    .bind(agent.key_version - 1)
+                    .bind(now)
+                    .bind(grace_until)
+                    .execute(&mut *tx)
+                    .await?;
+                    // A key retired earlier loses what was left of its grace period.
+                    sqlx::query(
+                        "UPDATE agent_keys SET valid_until = $3 \
+                         WHERE agent_id = $1 AND version < $2 AND valid_until > $3",
+                    )
+                    .bind(id)
+                    .bind(agent.key_version - 1)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO agent_keys (agent_id, version, public_key, created_at) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(id)
+                    .bind(agent.key_version)
+                    .bind(new_key)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    append_audit_on(&mut tx, audit).await?;
+                    tx.commit().await?;
+                    Ok(Some(agent))
+                }
+
+                async fn insert_challenge(&self, c: &StoredChallenge) -> Result<()> {
+                    sqlx::query(
+                        "INSERT INTO agent_challenges (nonce, org_id, agent_id, body, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&c.nonce)
+                    .bind(c.org_id)
+                    .bind(&c.agent_id)
+                    .bind(&c.body)
+                    .bind(c.expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn get_challenge(&self, nonce: &str) -> Result<Option<StoredChallenge>> {
+                    Ok(sqlx::query_as::<_, StoredChallenge>(
+                        "SELECT nonce, org_id, agent_id, body, expires_at, used_at FROM agent_challenges WHERE nonce = $1",
+                    )
+                    .bind(nonce)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                }
+
+                async fn accept_challenge(
+                    &self,
+                    org_id: Uuid,
+                    agent_id: &str,
+                    nonce: &str,
+                    now: i64,
+                    audit: &AuditRecord,
+                ) -> Result<Option<Agent>> {
+                    let mut tx = self.pool.begin().await?;
+                    let n = sqlx::query(
+                        "UPDATE agent_challenges SET used_at = $4 \
+                         WHERE nonce = $3 AND org_id = $1 AND agent_id = $2 AND used_at IS NULL AND expires_at > $4",
+                    )
+                    .bind(org_id)
+                    .bind(agent_id)
+                    .bind(nonce)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n == 0 {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    }
+                    sqlx::query(
+                        "UPDATE agents SET status = 'active', verified_at = $3, updated_at = $3 \
+                         WHERE org_id = $1 AND id = $2 AND status = 'pending'",
+                    )
+                    .bind(org_id)
+                    .bind(agent_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    append_audit_on(&mut tx, audit).await?;
+                    let agent = fetch_agent(&mut tx, org_id, agent_id).await?;
+                    tx.commit().await?;
+                    Ok(agent)
+                }
+
+                async fn commit_decisions(
+                    &self,
+                    items: &[DecisionWrite],
+                ) -> Result<Vec<DecisionOutcome>> {
+                    let mut out = Vec::with_capacity(items.len());
+                    if items.is_empty() {
+                        return Ok(out);
+                    }
+                    let mut tx = self.pool.begin().await?;
+                    let mut records = Vec::with_capacity(items.len());
+                    for item in items {
+                        let fresh = match &item.nonce {
+                            None => true,
+                            Some(c) => {
+                                sqlx::query(
+                                    "INSERT INTO agent_nonces (org_id, agent_id, nonce, expires_at) \
+                                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                                )
+                                .bind(c.org_id)
+                                .bind(&c.agent_id)
+                                .bind(&c.nonce)
+                                .bind(c.expires_at)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected()
+                                    == 1
+                            }
+                        };
+                        if fresh {
+                            records.push(item.audit.clone());
+                            out.push(DecisionOutcome::Committed);
+                        } else {
+                            if let Some(r) = &item.replay_audit {
+                                records.push(r.clone());
+                            }
+                            out.push(DecisionOutcome::Replayed);
+                        }
+                    }
+                    // One head lock and one head write per chain for the whole group.
+                    append_audits_on(&mut tx, &records).await?;
+                    tx.commit().await?;
+                    Ok(out)
+                }
+
+                async fn prune_agent_nonces(&self, now: i64) -> Result<u64> {
+                    let mut tx = self.pool.begin().await?;
+                    let a = sqlx::query("DELETE FROM agent_nonces WHERE expires_at <= $1")
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    let b = sqlx::query("DELETE FROM agent_challenges WHERE expires_at <= $1")
+                        .bind(now - 86_400_000)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    tx.commit().await?;
+                    Ok(a + b)
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_agent_store;

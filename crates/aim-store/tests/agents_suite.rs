@@ -1,0 +1,447 @@
+//! The agent storage contract, run on SQLite and on PostgreSQL (`AIM_TEST_POSTGRES_URL`; skipped
+//! loudly when unset). Negative cases first.
+
+use std::sync::Arc;
+
+use aim_store::testing::TestDb;
+use aim_store::*;
+use uuid::Uuid;
+
+const NOW: i64 = 1_780_000_000_000;
+
+fn audit(org: Uuid, ev: &str) -> AuditRecord {
+    AuditRecord {
+        org_id: Some(org),
+        at: NOW,
+        event_type: ev.into(),
+        actor: "system".into(),
+        subject: None,
+        payload: serde_json::json!({}),
+        client_addr: None,
+    }
+}
+
+async fn org_with_admin(s: &dyn Store, name: &str) -> (Uuid, Uuid) {
+    let org = Organization {
+        id: Uuid::now_v7(),
+        name: name.into(),
+        require_2fa_admins: false,
+        created_at: NOW,
+    };
+    let admin = NewUser {
+        id: Uuid::now_v7(),
+        org_id: org.id,
+        email: format!("admin@{name}.test"),
+        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
+        role: Role::Admin,
+        must_change_password: false,
+        created_by: None,
+        created_at: NOW,
+    };
+    s.create_org_with_admin(&org, &admin, &audit(org.id, "org.created"))
+        .await
+        .unwrap();
+    (org.id, admin.id)
+}
+
+fn new_agent(org: Uuid, owner: Uuid, name: &str, key: u8) -> NewAgent {
+    NewAgent {
+        id: format!("aim_{name}_{key}"),
+        org_id: org,
+        name: name.into(),
+        owner_id: owner,
+        capabilities: Capabilities(vec!["files:read".into()]),
+        public_key: vec![key; 32],
+        created_at: NOW,
+    }
+}
+
+async fn events(s: &dyn Store, org: Uuid) -> Vec<String> {
+    s.list_audit(
+        org,
+        PageRequest {
+            after: None,
+            limit: 500,
+        },
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.event_type)
+    .collect()
+}
+
+async fn registration_conflicts_and_isolation(s: &dyn Store) {
+    let (a, admin_a) = org_with_admin(s, "a").await;
+    let (b, admin_b) = org_with_admin(s, "b").await;
+    let x = s
+        .create_agent(
+            &new_agent(a, admin_a, "x", 1),
+            &audit(a, "agent.registered"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(x.status, AgentStatus::Pending);
+    assert_eq!(x.key_version, 1);
+    assert_eq!(x.capabilities.0, vec!["files:read".to_string()]);
+    // Same id/key; same name in the same org: conflicts, and no audit row is left behind.
+    let mut dup_key = new_agent(a, admin_a, "other", 1);
+    dup_key.id = "aim_fresh".into();
+    for bad in [new_agent(a, admin_a, "x", 1), dup_key, {
+        let mut n = new_agent(a, admin_a, "x", 2);
+        n.id = "aim_x_2".into();
+        n
+    }] {
+        let e = s.create_agent(&bad, &audit(a, "agent.registered")).await;
+        assert!(matches!(e, Err(Error::Conflict { .. })), "{e:?}");
+    }
+    assert_eq!(
+        events(s, a)
+            .await
+            .iter()
+            .filter(|e| *e == "agent.registered")
+            .count(),
+        1
+    );
+    // Same name in another organization is fine.
+    s.create_agent(
+        &new_agent(b, admin_b, "x", 3),
+        &audit(b, "agent.registered"),
+    )
+    .await
+    .unwrap();
+    assert!(s.get_agent(b, &x.id).await.unwrap().is_none(), "org-scoped");
+    assert_eq!(s.find_agent(&x.id).await.unwrap().unwrap().org_id, a);
+    // Keyset pagination.
+    for i in 10..15 {
+        s.create_agent(
+            &new_agent(a, admin_a, &format!("p{i}"), i),
+            &audit(a, "agent.registered"),
+        )
+        .await
+        .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s.list_agents(a, after.as_deref(), 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|p| p.id.clone());
+        seen.extend(page.into_iter().map(|p| p.id));
+    }
+    assert_eq!(seen.len(), 6);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+    // Deleting the owner orphans the agent (managers still manage it).
+    s.delete_user(a, admin_a, &audit(a, "user.deleted"))
+        .await
+        .unwrap();
+    assert_eq!(s.get_agent(a, &x.id).await.unwrap().unwrap().owner_id, None);
+}
+
+async fn transitions_and_revocation_is_final(s: &dyn Store) {
+    use AgentStatus::*;
+    let (a, admin) = org_with_admin(s, "t").await;
+    let (b, _) = org_with_admin(s, "u").await;
+    let x = s
+        .create_agent(&new_agent(a, admin, "x", 1), &audit(a, "agent.registered"))
+        .await
+        .unwrap();
+    let t = |from: &'static [AgentStatus], to| {
+        let id = x.id.clone();
+        async move {
+            s.transition_agent(a, &id, from, to, NOW + 1, &audit(a, "agent.transition"))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        t(&[Active], Suspended).await,
+        Transition::NotAllowed(Pending)
+    );
+    assert_eq!(
+        s.transition_agent(b, &x.id, &[Pending], Revoked, NOW, &audit(b, "x"))
+            .await
+            .unwrap(),
+        Transition::NotFound,
+        "another organization cannot touch it"
+    );
+    let Transition::Done(r) = t(&[Pending, Active, Suspended], Revoked).await else {
+        panic!("revoke")
+    };
+    assert_eq!((r.status, r.revoked_at), (Revoked, Some(NOW + 1)));
+    // Even a caller listing `revoked` as a source cannot leave it.
+    assert_eq!(t(&[Revoked], Active).await, Transition::NotAllowed(Revoked));
+    assert!(
+        s.transition_agent(a, &x.id, &[], Active, NOW, &audit(a, "x"))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        events(s, a)
+            .await
+            .iter()
+            .filter(|e| *e == "agent.transition")
+            .count(),
+        1
+    );
+}
+
+async fn challenges_are_single_use(s: &dyn Store) {
+    let (a, admin) = org_with_admin(s, "c").await;
+    let x = s
+        .create_agent(&new_agent(a, admin, "x", 1), &audit(a, "agent.registered"))
+        .await
+        .unwrap();
+    let ch = |nonce: &str, expires_at| StoredChallenge {
+        nonce: nonce.into(),
+        org_id: a,
+        agent_id: x.id.clone(),
+        body: "{}".into(),
+        expires_at,
+        used_at: None,
+    };
+    s.insert_challenge(&ch("n1", NOW + 300_000)).await.unwrap();
+    s.insert_challenge(&ch("n2", NOW + 300_000)).await.unwrap();
+    assert!(
+        s.insert_challenge(&ch("n1", NOW)).await.is_err(),
+        "nonce is unique"
+    );
+    // Expired, wrong agent: nothing happens.
+    assert!(
+        s.accept_challenge(a, &x.id, "n2", NOW + 300_000, &audit(a, "passed"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.accept_challenge(a, "aim_other", "n1", NOW, &audit(a, "passed"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let got = s
+        .accept_challenge(a, &x.id, "n1", NOW + 1, &audit(a, "passed"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.status, got.verified_at),
+        (AgentStatus::Active, Some(NOW + 1))
+    );
+    assert!(
+        s.accept_challenge(a, &x.id, "n1", NOW + 2, &audit(a, "passed"))
+            .await
+            .unwrap()
+            .is_none(),
+        "single use"
+    );
+    assert_eq!(
+        s.get_challenge("n1").await.unwrap().unwrap().used_at,
+        Some(NOW + 1)
+    );
+    assert_eq!(
+        events(s, a).await.iter().filter(|e| *e == "passed").count(),
+        1
+    );
+    // Old challenges are pruned a day after expiry.
+    s.prune_agent_nonces(NOW + 300_000 + 86_400_001)
+        .await
+        .unwrap();
+    assert!(s.get_challenge("n1").await.unwrap().is_none());
+}
+
+async fn key_rotation_keeps_history_and_grace(s: &dyn Store) {
+    let (a, admin) = org_with_admin(s, "r").await;
+    let x = s
+        .create_agent(&new_agent(a, admin, "x", 1), &audit(a, "agent.registered"))
+        .await
+        .unwrap();
+    let y = s
+        .create_agent(&new_agent(a, admin, "y", 9), &audit(a, "agent.registered"))
+        .await
+        .unwrap();
+    let rot = |id: String, cur: u8, new: u8, now: i64| async move {
+        s.rotate_agent_key(
+            a,
+            &id,
+            &[cur; 32],
+            &[new; 32],
+            now + 1000,
+            now,
+            &audit(a, "rotated"),
+        )
+        .await
+    };
+    // Pending agents cannot rotate.
+    assert!(rot(x.id.clone(), 1, 2, NOW).await.unwrap().is_none());
+    s.transition_agent(
+        a,
+        &x.id,
+        &[AgentStatus::Pending],
+        AgentStatus::Active,
+        NOW,
+        &audit(a, "t"),
+    )
+    .await
+    .unwrap();
+    s.transition_agent(
+        a,
+        &y.id,
+        &[AgentStatus::Pending],
+        AgentStatus::Active,
+        NOW,
+        &audit(a, "t"),
+    )
+    .await
+    .unwrap();
+    // Stale expected key; another agent's key.
+    assert!(rot(x.id.clone(), 7, 2, NOW).await.unwrap().is_none());
+    assert!(matches!(
+        rot(x.id.clone(), 1, 9, NOW).await,
+        Err(Error::Conflict { .. })
+    ));
+    let r = rot(x.id.clone(), 1, 2, NOW).await.unwrap().unwrap();
+    assert_eq!((r.key_version, r.public_key.clone()), (2, vec![2; 32]));
+    assert_eq!(r.grace_key(NOW + 999), Some(&[1u8; 32][..]));
+    assert_eq!(r.grace_key(NOW + 1000), None);
+    let r = rot(x.id.clone(), 2, 3, NOW + 10).await.unwrap().unwrap();
+    assert_eq!(r.previous_key, Some(vec![2; 32]));
+    let hist = s.list_agent_keys(a, &x.id).await.unwrap();
+    assert_eq!(hist.len(), 3);
+    assert_eq!(
+        hist[0].valid_until,
+        Some(NOW + 10),
+        "older key's grace is cut short"
+    );
+    assert_eq!(hist[1].valid_until, Some(NOW + 1010));
+    assert_eq!(hist[2].retired_at, None);
+    assert_eq!(
+        events(s, a)
+            .await
+            .iter()
+            .filter(|e| *e == "rotated")
+            .count(),
+        2
+    );
+}
+
+fn item(org: Uuid, agent: &str, nonce: Option<&str>, ev: &str) -> DecisionWrite {
+    DecisionWrite {
+        nonce: nonce.map(|n| NonceClaim {
+            org_id: org,
+            agent_id: agent.into(),
+            nonce: n.into(),
+            expires_at: NOW + 300_000,
+        }),
+        audit: audit(org, ev),
+        replay_audit: Some(audit(org, "replayed")),
+    }
+}
+
+async fn batch_commit_claims_nonces_once(s: &dyn Store) {
+    use DecisionOutcome::*;
+    let (a, _) = org_with_admin(s, "n").await;
+    assert!(s.commit_decisions(&[]).await.unwrap().is_empty());
+    let out = s
+        .commit_decisions(&[
+            item(a, "aim_x", Some("n1"), "ok"),
+            item(a, "aim_x", Some("n2"), "ok"),
+            item(a, "aim_x", Some("n1"), "ok"), // replay inside the batch
+            item(a, "aim_x", None, "ok"),
+            item(a, "aim_y", Some("n1"), "ok"), // another agent's nonce space
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![Committed, Committed, Replayed, Committed, Committed]
+    );
+    let out = s
+        .commit_decisions(&[
+            item(a, "aim_x", Some("n2"), "ok"),
+            item(a, "aim_x", Some("n3"), "ok"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out, vec![Replayed, Committed]);
+    let ev = events(s, a).await;
+    assert_eq!(ev.iter().filter(|e| *e == "ok").count(), 5);
+    assert_eq!(ev.iter().filter(|e| *e == "replayed").count(), 2);
+    // Pruned once expired (the timestamp window refuses such requests anyway).
+    assert_eq!(s.prune_agent_nonces(NOW + 299_999).await.unwrap(), 0);
+    assert_eq!(s.prune_agent_nonces(NOW + 300_000).await.unwrap(), 4);
+    assert_eq!(
+        s.commit_decisions(&[item(a, "aim_x", Some("n1"), "ok")])
+            .await
+            .unwrap(),
+        vec![Committed]
+    );
+}
+
+async fn concurrent_claims_of_one_nonce_have_one_winner(s: &dyn Store) {
+    let (a, _) = org_with_admin(s, "cc").await;
+    let claim = || async move {
+        s.commit_decisions(&[item(a, "aim_x", Some("same"), "ok")])
+            .await
+            .unwrap()[0]
+    };
+    // Four claims in flight at once on separate pool connections.
+    let (r1, r2, r3, r4) = tokio::join!(claim(), claim(), claim(), claim());
+    let wins = [r1, r2, r3, r4]
+        .iter()
+        .filter(|o| **o == DecisionOutcome::Committed)
+        .count();
+    assert_eq!(wins, 1);
+}
+
+// ----- the two backends -----------------------------------------------------------------------
+
+async fn open_sqlite() -> (TestDb, Arc<dyn Store>) {
+    let db = TestDb::sqlite().unwrap();
+    let store = aim_store::connect(&db.url, 4).await.unwrap();
+    (db, store)
+}
+
+async fn open_postgres(test: &str) -> Option<(TestDb, Arc<dyn Store>)> {
+    let db = TestDb::postgres(test).await?;
+    let store = aim_store::connect(&db.url, 4).await.unwrap();
+    Some((db, store))
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (_db, store) = super::open_sqlite().await;
+                    super::$name(&*store).await;
+                    store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((_db, store)) = super::open_postgres(stringify!($name)).await else { return };
+                    super::$name(&*store).await;
+                    store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    registration_conflicts_and_isolation,
+    transitions_and_revocation_is_final,
+    challenges_are_single_use,
+    key_rotation_keeps_history_and_grace,
+    batch_commit_claims_nonces_once,
+    concurrent_claims_of_one_nonce_have_one_winner,
+);
