@@ -1,8 +1,11 @@
 //! One module per top-level subcommand.
 
+pub mod api_key;
 pub mod audit;
 pub mod conformance;
 pub mod credential;
 pub mod identity;
+pub mod login;
 pub mod peer;
 pub mod server;
+pub mod user;
