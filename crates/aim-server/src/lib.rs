@@ -13,6 +13,7 @@
 //! - [`keyring`]: AES-256-GCM sealing of secret columns.
 //! - [`rbac`]: the permission table; [`auth`]: the `Caller` extractor.
 //! - [`routes`]: HTTP handlers.
+//! - [`openapi`]: the OpenAPI 3.1 document (`GET /api/v1/openapi.json`).
 
 pub mod api_key;
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod jwt;
 pub mod keyring;
+pub mod openapi;
 pub mod password;
 pub mod rbac;
 pub mod routes;

@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/api-keys/{id}/rotate", post(api_keys::rotate))
         .route("/api/v1/audit/entries", get(audit::list))
+        .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
