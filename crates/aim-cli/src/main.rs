@@ -58,6 +58,9 @@ enum Command {
     /// Manage API keys on the server.
     #[command(subcommand)]
     ApiKey(cmd::api_key::ApiKeyCmd),
+    /// Show and change your organization's settings on the server.
+    #[command(subcommand)]
+    Org(cmd::org::OrgCmd),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Logout(a) => cmd::login::logout(&ctx, a),
         Command::User(c) => cmd::user::run(&ctx, c),
         Command::ApiKey(c) => cmd::api_key::run(&ctx, c),
+        Command::Org(c) => cmd::org::run(&ctx, c),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -625,3 +625,58 @@ async fn logout_ends_the_session_on_the_server_and_locally() {
     assert_eq!(v["loggedOut"], false);
     ts.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_settings_require_2fa_for_admins() {
+    let ts = server().await;
+    let admin = Cli::new(&ts);
+    admin.login_ok(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    // A member may read but not change the settings.
+    admin
+        .run(
+            &[
+                "user",
+                "create",
+                "--email",
+                "m@test.local",
+                "--role",
+                "member",
+                "--password-stdin",
+            ],
+            &[],
+            Some(&format!("{STRONG}\n")),
+        )
+        .await;
+    let member = Cli::new(&ts);
+    member.login_ok("m@test.local", STRONG).await;
+    let org = member.ok_json(&["org", "show"], &[]).await;
+    assert_eq!(org["require2faForAdmins"], false);
+    let out = member
+        .run(
+            &["org", "set", "--require-2fa-for-admins", "true"],
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
+
+    let org = admin
+        .ok_json(&["org", "set", "--require-2fa-for-admins", "true"], &[])
+        .await;
+    assert_eq!(org["require2faForAdmins"], true);
+    // The admin has no TOTP: a new login is restricted until enrollment, and says so.
+    let out = admin.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("2FA"), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["totpEnrollmentRequired"], true);
+    let out = admin.run(&["user", "list"], &[], None).await;
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("totp_enrollment_required"),
+        "{}",
+        stderr(&out)
+    );
+    ts.stop().await;
+}

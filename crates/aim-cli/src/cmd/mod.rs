@@ -6,6 +6,7 @@ pub mod conformance;
 pub mod credential;
 pub mod identity;
 pub mod login;
+pub mod org;
 pub mod peer;
 pub mod server;
 pub mod user;
