@@ -147,10 +147,13 @@ pub fn connect(ctx: &Ctx, remote: &RemoteArgs) -> anyhow::Result<(Client, Auth)>
             .with_context(|| {
                 format!("{API_KEY_ENV} is set but no server is known: pass --server URL or set AIM_SERVER")
             })?;
-        let ca = remote
-            .ca_cert
-            .clone()
-            .or_else(|| saved.as_ref().and_then(|s| s.ca_cert.clone()));
+        // The saved CA belongs to the saved server only.
+        let ca = remote.ca_cert.clone().or_else(|| {
+            saved
+                .as_ref()
+                .filter(|s| s.server == server.trim_end_matches('/'))
+                .and_then(|s| s.ca_cert.clone())
+        });
         let mut b = Client::builder(server).credential(Credential::ApiKey(SecretString::from(key)));
         if let Some(ca) = ca {
             b = b.ca_cert_file(ca);

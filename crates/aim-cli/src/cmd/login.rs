@@ -120,6 +120,7 @@ pub fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<Outcome> {
     } else {
         secret_from_env_or_prompt(PASSWORD_ENV, "Password: ")?
     };
+    warn_plain_http(&server);
     let client = session::client_for_login(ctx, &server, ca.as_deref(), &email)?;
     let rt = session::runtime()?;
     let pair = rt.block_on(async {
@@ -225,4 +226,27 @@ pub fn logout(ctx: &Ctx, _args: LogoutArgs) -> anyhow::Result<Outcome> {
         println!("Logged out of {}.", saved.server);
     }
     Ok(Outcome::Success)
+}
+
+/// Plain HTTP is fine on loopback (the server's default listen address); anywhere else the
+/// password and tokens would cross the network in clear.
+fn warn_plain_http(server: &str) {
+    let Some(rest) = server.strip_prefix("http://") else {
+        return;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        eprintln!(
+            "warning: {server} is not HTTPS: the password and tokens cross the network unencrypted"
+        );
+    }
 }
