@@ -185,7 +185,23 @@ async fn login_without_a_password_source_or_server_is_a_usage_error() {
     let out = cli.run(&["user", "list"], &[], None).await;
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("opena2a login"), "{}", stderr(&out));
-    // Unreachable server: a clear transport error, not a panic.
+    // Plain HTTP to a non-loopback address: warned about before the password is sent.
+    let out = cli
+        .run(
+            &[
+                "login",
+                "--server",
+                "http://0.0.0.0:1",
+                "--email",
+                ADMIN_EMAIL,
+            ],
+            &[("AIM_PASSWORD", ADMIN_PASSWORD)],
+            None,
+        )
+        .await;
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("not HTTPS"), "{}", stderr(&out));
+    // Unreachable server: a clear transport error, not a panic (and no warning on loopback).
     let out = cli
         .run(
             &[
@@ -201,6 +217,7 @@ async fn login_without_a_password_source_or_server_is_a_usage_error() {
         .await;
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("not HTTPS"), "{}", stderr(&out));
     ts.stop().await;
 }
 
