@@ -5,6 +5,7 @@
 
 mod cmd;
 mod ctx;
+mod session;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,19 @@ enum Command {
     /// Register local identities with an AIM server (proof of possession in one step).
     #[command(subcommand)]
     Agent(cmd::agent::AgentCmd),
+    /// Log in to an AIM server; the session is saved for the admin commands.
+    Login(cmd::login::LoginArgs),
+    /// End the saved session (on the server and locally).
+    Logout(cmd::login::LogoutArgs),
+    /// Manage the organization's users, and your own password.
+    #[command(subcommand)]
+    User(cmd::user::UserCmd),
+    /// Manage API keys on the server.
+    #[command(subcommand)]
+    ApiKey(cmd::api_key::ApiKeyCmd),
+    /// Show and change your organization's settings on the server.
+    #[command(subcommand)]
+    Org(cmd::org::OrgCmd),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -71,6 +85,11 @@ fn main() -> ExitCode {
         Command::Conformance(c) => cmd::conformance::run(&ctx, c),
         Command::Credential(c) => cmd::credential::run(&ctx, c),
         Command::Agent(c) => cmd::agent::run(&ctx, c),
+        Command::Login(a) => cmd::login::login(&ctx, a),
+        Command::Logout(a) => cmd::login::logout(&ctx, a),
+        Command::User(c) => cmd::user::run(&ctx, c),
+        Command::ApiKey(c) => cmd::api_key::run(&ctx, c),
+        Command::Org(c) => cmd::org::run(&ctx, c),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -15,6 +15,7 @@
 //! - [`routes`]: HTTP handlers.
 //! - [`agent_auth`]: the signed agent request extractor; [`decision_writer`]: the group-commit
 //!   writer every signed request goes through; [`did`]: did:web identifiers and documents.
+//! - [`openapi`]: the OpenAPI 3.1 document (`GET /api/v1/openapi.json`).
 
 pub mod agent_auth;
 pub mod api_key;
@@ -26,6 +27,7 @@ pub mod did;
 pub mod error;
 pub mod jwt;
 pub mod keyring;
+pub mod openapi;
 pub mod password;
 pub mod rbac;
 pub mod routes;

@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agents/{id}/rotate-key", post(agents::rotate_key))
         .route("/agents/{id}/did.json", get(agents::did_document))
         .route("/.well-known/aip", get(agents::well_known))
+        .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
