@@ -57,7 +57,7 @@ impl ChainHead {
         let head_hash: Hash = head_hash
             .try_into()
             .map_err(|_| corrupt("head hash is not 32 bytes"))?;
-        if frontier.len() % 32 != 0 {
+        if !frontier.len().is_multiple_of(32) {
             return Err(corrupt("frontier is not a multiple of 32 bytes"));
         }
         let nodes = frontier

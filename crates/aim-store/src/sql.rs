@@ -178,15 +178,20 @@ macro_rules! impl_store {
             ids.dedup();
             let mut found = std::collections::HashMap::with_capacity(ids.len());
             for chunk in ids.chunks(200) {
-                let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT level, idx, hash FROM audit_nodes WHERE org_id = ");
-                qb.push_bind(chain).push(" AND (");
+                // One primary-key point lookup per subtree, joined with UNION ALL: both planners
+                // use the index for each arm (an OR list can degrade to a scan of the org's nodes).
+                let mut qb = sqlx::QueryBuilder::<$db>::new("");
                 for (n, (level, i)) in chunk.iter().enumerate() {
                     if n > 0 {
-                        qb.push(" OR ");
+                        qb.push(" UNION ALL ");
                     }
-                    qb.push("(level = ").push_bind(i64::from(*level)).push(" AND idx = ").push_bind(*i as i64).push(")");
+                    qb.push("SELECT level, idx, hash FROM audit_nodes WHERE org_id = ")
+                        .push_bind(chain)
+                        .push(" AND level = ")
+                        .push_bind(i64::from(*level))
+                        .push(" AND idx = ")
+                        .push_bind(*i as i64);
                 }
-                qb.push(")");
                 let rows: Vec<(i64, i64, Vec<u8>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
                 for (level, i, h) in rows {
                     let h: [u8; 32] = h.try_into().map_err(|_| Error::Corrupt("audit node is not 32 bytes".into()))?;

@@ -227,3 +227,37 @@ both!(
 
 #[allow(dead_code)]
 fn _uses(_: TestDb) {}
+
+/// Measurement (run with `--run-ignored only`): proof latency at a small and a large log size on
+/// SQLite, to show it does not grow with the log (O(log n) rows). Prints the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_proof_latency_by_size() {
+    let db = TestDb::sqlite().unwrap();
+    let s = open(&db.url).await;
+    let org = Uuid::now_v7();
+    let total = 200_000u64;
+    let t = std::time::Instant::now();
+    for start in (0..total).step_by(2000) {
+        let batch: Vec<AuditRecord> = (start..start + 2000).map(|n| rec(Some(org), n)).collect();
+        s.append_audits(&batch).await.unwrap();
+    }
+    let append = t.elapsed();
+    for size in [1_000u64, total] {
+        let t = std::time::Instant::now();
+        for i in 0..200u64 {
+            let idx = (i * 7919) % size;
+            s.audit_inclusion(org, idx, size).await.unwrap();
+            s.audit_consistency(org, idx, size).await.unwrap();
+        }
+        println!(
+            "size {size}: {:?} per inclusion+consistency pair",
+            t.elapsed() / 200
+        );
+    }
+    println!(
+        "appended {total} entries in batches of 2000 in {append:?} ({:.0}/s, debug build)",
+        total as f64 / append.as_secs_f64()
+    );
+    s.close().await;
+}

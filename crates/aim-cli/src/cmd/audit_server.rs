@@ -91,6 +91,16 @@ pub fn checkpoint(ctx: &Ctx, remote: &Remote, out: Option<PathBuf>) -> anyhow::R
         .map_err(|e| anyhow!("the server's checkpoint does not verify: {e}"))?;
     let text = serde_json::to_string_pretty(&cp)? + "\n";
     ctx::write_output(out.as_deref(), &text, aim_core::fsio::PUBLIC_FILE_MODE)?;
+    if let Some(p) = &out
+        && !ctx.json
+    {
+        eprintln!(
+            "Wrote the server's checkpoint of {} entries (key {}) to {}; keep it where the server cannot change it.",
+            cp.tree_size,
+            cp.key_id,
+            p.display()
+        );
+    }
     Ok(Outcome::Success)
 }
 

@@ -549,7 +549,63 @@ async fn concurrent_requests_keep_one_chain(ctx: Ctx) {
     ctx.stop().await;
 }
 
+/// Two server instances (replicas) on one database, writers on both: one linear chain.
+async fn two_replicas_keep_one_chain(ctx: Ctx) {
+    let admin = ctx.admin().await;
+    let cfg = (*ctx.ts.server.state.config).clone();
+    let replica = aim_server::start(cfg, ctx.ts.clock.clone())
+        .await
+        .expect("second replica");
+    let bases = [ctx.ts.base.clone(), format!("http://{}", replica.addr)];
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let http = ctx.http.clone();
+        let url = format!("{}/api/v1/api-keys", bases[i % 2]);
+        let admin = admin.clone();
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(admin)
+                .json(&json!({ "name": format!("r{i}") }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::CREATED);
+    }
+    let v = verify(&ctx, &admin).await;
+    assert_eq!(v["ok"], true, "{v}");
+    let entries = all_entries(&ctx, &admin).await;
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e["eventType"] == "api_key.created")
+            .count(),
+        24
+    );
+    // Both replicas serve the same checkpoint key (one org key, stored once).
+    let (_, a) = ctx
+        .get("/api/v1/audit/checkpoint", Cred::Bearer(&admin))
+        .await;
+    let b: Value = ctx
+        .http
+        .get(format!("{}/api/v1/audit/checkpoint", bases[1]))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["publicKey"], b["publicKey"]);
+    let _ = replica.shutdown().await;
+    ctx.stop().await;
+}
+
 crate::backends!(
+    two_replicas_keep_one_chain,
     bad_parameters_are_400,
     tampering_each_kind,
     truncation_is_detected,
