@@ -68,6 +68,51 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `tracing` filter. Default `info`.
     pub log_level: String,
+    /// Transport security, rate limits and metrics access (`docs/operations.md`).
+    pub ops: OpsConfig,
+}
+
+/// Operations settings: TLS, rate limits, trusted proxies, metrics access.
+#[derive(Debug, Clone)]
+pub struct OpsConfig {
+    /// PEM certificate chain (`tls_cert`, `AIM_TLS_CERT`, `--tls-cert`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (`tls_key`, `AIM_TLS_KEY`, `--tls-key`).
+    pub tls_key: Option<PathBuf>,
+    /// Generate (once) and use a self-signed certificate under the data root
+    /// (`tls_self_signed`, `AIM_TLS_SELF_SIGNED`, `--tls-self-signed`). Default false.
+    pub tls_self_signed: bool,
+    /// Allow plain HTTP on a non-loopback address (`insecure_http`, `AIM_INSECURE_HTTP`,
+    /// `--insecure-http`). Default false.
+    pub insecure_http: bool,
+    /// Requests per minute per client address; 0 disables. Default 600.
+    pub rate_limit_address_per_minute: u32,
+    /// Requests per minute per authenticated credential (user or API key); 0 disables.
+    /// Default 1200.
+    pub rate_limit_credential_per_minute: u32,
+    /// Login attempts per minute per client address; 0 disables. Default 10.
+    pub rate_limit_login_per_minute: u32,
+    /// Direct peers whose `X-Forwarded-For`/`Forwarded` headers are believed. Default none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Bearer token for `GET /metrics` (env `AIM_METRICS_TOKEN` only). Without it, only loopback
+    /// peers may read the metrics.
+    pub metrics_token: Option<SecretString>,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig {
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            insecure_http: false,
+            rate_limit_address_per_minute: 600,
+            rate_limit_credential_per_minute: 1200,
+            rate_limit_login_per_minute: 10,
+            trusted_proxies: Vec::new(),
+            metrics_token: None,
+        }
+    }
 }
 
 /// The TOML file: every key optional, unknown keys rejected (typos must not silently fall back to
@@ -93,6 +138,14 @@ pub struct FileConfig {
     pub totp_issuer: Option<String>,
     pub log_format: Option<LogFormat>,
     pub log_level: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: Option<bool>,
+    pub insecure_http: Option<bool>,
+    pub rate_limit_address_per_minute: Option<u32>,
+    pub rate_limit_credential_per_minute: Option<u32>,
+    pub rate_limit_login_per_minute: Option<u32>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -103,6 +156,10 @@ pub struct Overrides {
     pub home: Option<PathBuf>,
     pub database_url: Option<String>,
     pub log_format: Option<LogFormat>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: bool,
+    pub insecure_http: bool,
 }
 
 impl Config {
@@ -166,7 +223,57 @@ impl Config {
             },
             (None, None) => file.log_format.unwrap_or_default(),
         };
+        let bool_of = |key: &str, file_v: Option<bool>| -> Result<bool, Error> {
+            match e(key).as_deref() {
+                Some("1" | "true" | "yes") => Ok(true),
+                Some("0" | "false" | "no") => Ok(false),
+                Some(v) => Err(Error::Config(format!("{key}={v:?}: use true or false"))),
+                None => Ok(file_v.unwrap_or(false)),
+            }
+        };
+        let proxies = match e("AIM_TRUSTED_PROXIES") {
+            Some(v) => v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => file.trusted_proxies.clone().unwrap_or_default(),
+        };
+        let defaults = OpsConfig::default();
+        let ops = OpsConfig {
+            tls_cert: flags
+                .tls_cert
+                .clone()
+                .or_else(|| e("AIM_TLS_CERT").map(PathBuf::from))
+                .or(file.tls_cert.clone()),
+            tls_key: flags
+                .tls_key
+                .clone()
+                .or_else(|| e("AIM_TLS_KEY").map(PathBuf::from))
+                .or(file.tls_key.clone()),
+            tls_self_signed: flags.tls_self_signed
+                || bool_of("AIM_TLS_SELF_SIGNED", file.tls_self_signed)?,
+            insecure_http: flags.insecure_http || bool_of("AIM_INSECURE_HTTP", file.insecure_http)?,
+            rate_limit_address_per_minute: small(
+                "AIM_RATE_LIMIT_ADDRESS_PER_MINUTE",
+                file.rate_limit_address_per_minute,
+                defaults.rate_limit_address_per_minute,
+            )?,
+            rate_limit_credential_per_minute: small(
+                "AIM_RATE_LIMIT_CREDENTIAL_PER_MINUTE",
+                file.rate_limit_credential_per_minute,
+                defaults.rate_limit_credential_per_minute,
+            )?,
+            rate_limit_login_per_minute: small(
+                "AIM_RATE_LIMIT_LOGIN_PER_MINUTE",
+                file.rate_limit_login_per_minute,
+                defaults.rate_limit_login_per_minute,
+            )?,
+            trusted_proxies: crate::client_ip::parse_cidrs(&proxies)?,
+            metrics_token: e("AIM_METRICS_TOKEN").map(SecretString::from),
+        };
         let cfg = Config {
+            ops,
             listen,
             database_url: flags
                 .database_url
@@ -274,6 +381,16 @@ impl Config {
         if self.lockout_max_failures == 0 {
             return Err(Error::Config(
                 "lockout_max_failures must be at least 1".into(),
+            ));
+        }
+        if self.ops.tls_cert.is_some() != self.ops.tls_key.is_some() {
+            return Err(Error::Config(
+                "tls_cert and tls_key must be given together".into(),
+            ));
+        }
+        if self.ops.tls_self_signed && self.ops.tls_cert.is_some() {
+            return Err(Error::Config(
+                "give either tls_cert/tls_key or tls_self_signed, not both".into(),
             ));
         }
         if let Some(url) = &self.database_url {

@@ -13,6 +13,8 @@
 //! - [`keyring`]: AES-256-GCM sealing of secret columns.
 //! - [`rbac`]: the permission table; [`auth`]: the `Caller` extractor.
 //! - [`routes`]: HTTP handlers.
+//! - [`tls`]: TLS 1.3 listener; [`client_ip`]: trusted-proxy address resolution;
+//!   [`ratelimit`]: quotas; [`metrics`]: `GET /metrics`; [`key_rotation`]: master-key rotation.
 
 pub mod api_key;
 pub mod auth;
@@ -27,6 +29,12 @@ pub mod secrets;
 pub mod state;
 pub mod testkit;
 pub mod totp;
+
+pub mod client_ip;
+pub mod key_rotation;
+pub mod metrics;
+pub mod ratelimit;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,6 +61,8 @@ pub struct Server {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), Error>>,
     rotation: JoinHandle<()>,
+    /// Whether the server speaks TLS (`https://`).
+    pub tls: bool,
 }
 
 impl Server {
@@ -103,6 +113,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
         config.jwt_key_rotation_secs,
     )
     .await?;
+    let config_ops = config.ops.clone();
     let state = AppState {
         config: Arc::new(config),
         store,
@@ -110,6 +121,8 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
         ring,
         hasher: password::Hasher::new()?,
         clock,
+        limits: Arc::new(ratelimit::RateLimits::new(&config_ops)),
+        metrics: Arc::new(metrics::Metrics::new()),
     };
     bootstrap(&state).await?;
     Ok(state)
@@ -179,6 +192,8 @@ async fn bootstrap(state: &AppState) -> Result<(), Error> {
 /// Binds `config.listen` and serves in the background.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Server, Error> {
     let listen = config.listen;
+    tls::check_plain_http_allowed(&config)?;
+    let tls_config = tls::server_config(&config)?;
     let state = build_state(config, clock).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -188,18 +203,38 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Server, Erro
         .map_err(|e| Error::Io(e.to_string()))?;
     let app = routes::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = rx.await;
-        })
-        .await
-        .map_err(|e| Error::Io(format!("server: {e}")))
-    });
+    let tls = tls_config.is_some();
+    let task = match tls_config {
+        None => tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .map_err(|e| Error::Io(format!("server: {e}")))
+        }),
+        Some(cfg) => {
+            use axum::serve::ListenerExt as _;
+            let listener = tls::TlsListener::new(listener, cfg).tap_io(|_| {});
+            tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .map_err(|e| Error::Io(format!("server: {e}")))
+            })
+        }
+    };
     let jwt = state.jwt.clone();
+    let limits = state.limits.clone();
+    let ring = state.ring.clone();
     let rotation = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -207,16 +242,40 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Server, Erro
             if let Err(e) = jwt.rotate_if_due().await {
                 tracing::warn!(error = %e, "JWT key rotation check failed");
             }
+            // Bounded memory: forget clients whose quota is full again.
+            limits.retain_recent();
+            // Pick up master-key versions added by `opena2a server rotate-key`.
+            if let Err(e) = ring.reload() {
+                tracing::warn!(error = %e, "master key file reload failed");
+            }
         }
     });
-    tracing::info!(%addr, store = state.store.backend(), "AIM server listening");
+    let scheme = if tls { "https" } else { "http" };
+    tracing::info!(%addr, scheme, store = state.store.backend(), "AIM server listening");
     Ok(Server {
         addr,
         state,
         shutdown: Some(tx),
         task,
         rotation,
+        tls,
     })
+}
+
+/// `opena2a server rotate-key`: connects to the configured store and runs
+/// [`key_rotation::rotate`].
+pub async fn rotate_key(
+    config: &Config,
+    opts: key_rotation::RotateOptions,
+) -> Result<key_rotation::RotateReport, Error> {
+    let store = aim_store::connect(
+        &config.effective_database_url(),
+        config.database_max_connections,
+    )
+    .await?;
+    let res = key_rotation::rotate(store.as_ref(), config, opts).await;
+    store.close().await;
+    res
 }
 
 /// Serves until `shutdown` completes.

@@ -21,6 +21,10 @@ pub struct AppState {
     pub ring: Arc<KeyRing>,
     pub hasher: Hasher,
     pub clock: Arc<dyn Clock>,
+    /// Rate limiters (per address, login, per credential).
+    pub limits: Arc<crate::ratelimit::RateLimits>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {

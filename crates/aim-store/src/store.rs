@@ -238,4 +238,28 @@ pub trait Store: Send + Sync + 'static {
     // ----- audit ---------------------------------------------------------------------------
 
     async fn list_audit(&self, org_id: Uuid, page: PageRequest) -> Result<Vec<AuditRow>>;
+
+    // ----- operations: pool statistics, master-key rotation ---------------------------------
+
+    /// Connection pool statistics (for `/metrics`).
+    fn pool_stats(&self) -> PoolStats;
+
+    /// A page of non-null sealed values of `column`, in row order, strictly after `after` (from
+    /// the start when `None`). Used to re-encrypt every sealed value after a key rotation.
+    async fn list_sealed(
+        &self,
+        column: SealedColumn,
+        after: Option<&SealedRow>,
+        limit: u32,
+    ) -> Result<Vec<SealedValue>>;
+
+    /// Replaces a sealed value only if it still equals `old` (compare-and-swap, so a value the
+    /// server changed meanwhile is not overwritten). Returns whether the row was updated.
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        row: &SealedRow,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool>;
 }

@@ -54,6 +54,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/api-keys/{id}/rotate", post(api_keys::rotate))
         .route("/api/v1/audit/entries", get(audit::list))
+        .route("/metrics", get(crate::metrics::handler))
+        // Operations layers. `route_layer`s see the matched route and cover every route above.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::by_address,
+        ))
+        .route_layer(axum::middleware::from_fn(crate::metrics::tag_route))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -63,6 +70,14 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::client_ip::resolve,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 
