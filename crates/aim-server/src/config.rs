@@ -524,4 +524,63 @@ mod tests {
             "{dbg}"
         );
     }
+
+    #[test]
+    fn ops_keys_from_env_file_and_flags() {
+        let c = Config::load_with_env(&Overrides::default(), &env_of(&[("HOME", "/h")])).unwrap();
+        assert_eq!(c.ops.rate_limit_address_per_minute, 600);
+        assert_eq!(c.ops.rate_limit_login_per_minute, 10);
+        assert_eq!(c.ops.rate_limit_credential_per_minute, 1200);
+        assert!(!c.ops.tls_self_signed && !c.ops.insecure_http && c.ops.trusted_proxies.is_empty());
+
+        let c = Config::load_with_env(
+            &Overrides::default(),
+            &env_of(&[
+                ("HOME", "/h"),
+                ("AIM_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7"),
+                ("AIM_TLS_SELF_SIGNED", "true"),
+                ("AIM_RATE_LIMIT_LOGIN_PER_MINUTE", "0"),
+                ("AIM_METRICS_TOKEN", "tok"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.ops.trusted_proxies.len(), 2);
+        assert!(c.ops.tls_self_signed);
+        assert_eq!(c.ops.rate_limit_login_per_minute, 0);
+        assert!(c.ops.metrics_token.is_some());
+
+        for bad in [
+            &[("HOME", "/h"), ("AIM_TRUSTED_PROXIES", "10.0.0.0/33")][..],
+            &[("HOME", "/h"), ("AIM_TLS_SELF_SIGNED", "maybe")][..],
+            &[("HOME", "/h"), ("AIM_TLS_CERT", "/c.pem")][..],
+            &[("HOME", "/h"), ("AIM_RATE_LIMIT_ADDRESS_PER_MINUTE", "-1")][..],
+        ] {
+            let pairs: Vec<(String, String)> = bad
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let env = move |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            assert!(
+                Config::load_with_env(&Overrides::default(), &env).is_err(),
+                "{bad:?}"
+            );
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("aim.toml");
+        std::fs::write(
+            &f,
+            "trusted_proxies = [\"127.0.0.1\"]\ninsecure_http = true\nrate_limit_credential_per_minute = 7\n",
+        )
+        .unwrap();
+        let flags = Overrides {
+            config_file: Some(f),
+            tls_self_signed: true,
+            ..Default::default()
+        };
+        let c = Config::load_with_env(&flags, &env_of(&[("HOME", "/h")])).unwrap();
+        assert!(c.ops.insecure_http && c.ops.tls_self_signed);
+        assert_eq!(c.ops.rate_limit_credential_per_minute, 7);
+        assert_eq!(c.ops.trusted_proxies[0].to_string(), "127.0.0.1/32");
+    }
 }
