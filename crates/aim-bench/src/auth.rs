@@ -212,7 +212,8 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<()> {
         ("api-key auth", Work::ApiKey),
     ] {
         let p = phase(name, &shared, work, &key, &args, &peak).await?;
-        phases.push(p);
+        let rss = args.pid.and_then(rss_kib).map(|(rss, _)| rss);
+        phases.push((p, rss));
     }
     println!(
         "aim-bench auth: server {}, concurrency {}, {} s per phase",
@@ -220,8 +221,13 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<()> {
     );
     println!("| workload | ok | errors | req/s | p50 ms | p99 ms |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for p in &mut phases {
+    for (p, _) in &mut phases {
         println!("{}", p.row());
+    }
+    for (p, rss) in &phases {
+        if let Some(kib) = rss {
+            println!("server RSS after the {} phase: {:.1} MiB", p.name, *kib as f64 / 1024.0);
+        }
     }
     if let Some(pid) = args.pid {
         let end = rss_kib(pid);
