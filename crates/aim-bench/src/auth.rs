@@ -226,7 +226,11 @@ pub async fn run(args: AuthArgs) -> anyhow::Result<()> {
     }
     for (p, rss) in &phases {
         if let Some(kib) = rss {
-            println!("server RSS after the {} phase: {:.1} MiB", p.name, *kib as f64 / 1024.0);
+            println!(
+                "server RSS after the {} phase: {:.1} MiB",
+                p.name,
+                *kib as f64 / 1024.0
+            );
         }
     }
     if let Some(pid) = args.pid {

@@ -268,11 +268,14 @@ pub async fn rotate_key(
     config: &Config,
     opts: key_rotation::RotateOptions,
 ) -> Result<key_rotation::RotateReport, Error> {
-    let store = aim_store::connect(
-        &config.effective_database_url(),
-        config.database_max_connections,
-    )
-    .await?;
+    let url = config.effective_database_url();
+    if aim_store::backend_name(&url) == "sqlite" {
+        let dir = config.home.join("aim-server");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+        restrict_dir(&dir);
+    }
+    let store = aim_store::connect(&url, config.database_max_connections).await?;
     let res = key_rotation::rotate(store.as_ref(), config, opts).await;
     store.close().await;
     res
