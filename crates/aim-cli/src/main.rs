@@ -7,6 +7,12 @@ mod cmd;
 mod ctx;
 mod session;
 
+/// mimalloc instead of the system allocator: with glibc malloc, the server's Argon2id work areas
+/// (19 MiB each, allocated on Tokio's blocking threads) were kept in per-thread arenas and the
+/// resident set grew to ~500 MiB under a login load; mimalloc returns them (docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};

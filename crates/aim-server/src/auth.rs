@@ -209,6 +209,12 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let addr = client_addr(parts);
-        authenticate(state, &parts.headers, addr).await
+        let caller = authenticate(state, &parts.headers, addr).await?;
+        let key = match caller.via {
+            Via::Session { .. } => crate::ratelimit::CredentialKey::User(caller.user.id),
+            Via::ApiKey { id } => crate::ratelimit::CredentialKey::ApiKey(id),
+        };
+        crate::ratelimit::check_credential(state, key)?;
+        Ok(caller)
     }
 }

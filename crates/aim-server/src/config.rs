@@ -88,6 +88,51 @@ pub struct Config {
     /// Largest number of signed-request writes committed in one transaction by the group-commit
     /// writer (`decision_batch_max`, `AIM_DECISION_BATCH_MAX`). Default 256.
     pub decision_batch_max: u32,
+    /// Transport security, rate limits and metrics access (`docs/operations.md`).
+    pub ops: OpsConfig,
+}
+
+/// Operations settings: TLS, rate limits, trusted proxies, metrics access.
+#[derive(Debug, Clone)]
+pub struct OpsConfig {
+    /// PEM certificate chain (`tls_cert`, `AIM_TLS_CERT`, `--tls-cert`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (`tls_key`, `AIM_TLS_KEY`, `--tls-key`).
+    pub tls_key: Option<PathBuf>,
+    /// Generate (once) and use a self-signed certificate under the data root
+    /// (`tls_self_signed`, `AIM_TLS_SELF_SIGNED`, `--tls-self-signed`). Default false.
+    pub tls_self_signed: bool,
+    /// Allow plain HTTP on a non-loopback address (`insecure_http`, `AIM_INSECURE_HTTP`,
+    /// `--insecure-http`). Default false.
+    pub insecure_http: bool,
+    /// Requests per minute per client address; 0 disables. Default 600.
+    pub rate_limit_address_per_minute: u32,
+    /// Requests per minute per authenticated credential (user or API key); 0 disables.
+    /// Default 1200.
+    pub rate_limit_credential_per_minute: u32,
+    /// Login attempts per minute per client address; 0 disables. Default 10.
+    pub rate_limit_login_per_minute: u32,
+    /// Direct peers whose `X-Forwarded-For`/`Forwarded` headers are believed. Default none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Bearer token for `GET /metrics` (env `AIM_METRICS_TOKEN` only). Without it, only loopback
+    /// peers may read the metrics.
+    pub metrics_token: Option<SecretString>,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        OpsConfig {
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            insecure_http: false,
+            rate_limit_address_per_minute: 600,
+            rate_limit_credential_per_minute: 1200,
+            rate_limit_login_per_minute: 10,
+            trusted_proxies: Vec::new(),
+            metrics_token: None,
+        }
+    }
 }
 
 /// The TOML file: every key optional, unknown keys rejected (typos must not silently fall back to
@@ -119,6 +164,14 @@ pub struct FileConfig {
     pub agent_key_grace_secs: Option<u64>,
     pub signed_request_window_secs: Option<u64>,
     pub decision_batch_max: Option<u32>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: Option<bool>,
+    pub insecure_http: Option<bool>,
+    pub rate_limit_address_per_minute: Option<u32>,
+    pub rate_limit_credential_per_minute: Option<u32>,
+    pub rate_limit_login_per_minute: Option<u32>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -129,6 +182,10 @@ pub struct Overrides {
     pub home: Option<PathBuf>,
     pub database_url: Option<String>,
     pub log_format: Option<LogFormat>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: bool,
+    pub insecure_http: bool,
 }
 
 impl Config {
@@ -192,7 +249,57 @@ impl Config {
             },
             (None, None) => file.log_format.unwrap_or_default(),
         };
+        let bool_of = |key: &str, file_v: Option<bool>| -> Result<bool, Error> {
+            match e(key).as_deref() {
+                Some("1" | "true" | "yes") => Ok(true),
+                Some("0" | "false" | "no") => Ok(false),
+                Some(v) => Err(Error::Config(format!("{key}={v:?}: use true or false"))),
+                None => Ok(file_v.unwrap_or(false)),
+            }
+        };
+        let proxies = match e("AIM_TRUSTED_PROXIES") {
+            Some(v) => v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => file.trusted_proxies.clone().unwrap_or_default(),
+        };
+        let defaults = OpsConfig::default();
+        let ops = OpsConfig {
+            tls_cert: flags
+                .tls_cert
+                .clone()
+                .or_else(|| e("AIM_TLS_CERT").map(PathBuf::from))
+                .or(file.tls_cert.clone()),
+            tls_key: flags
+                .tls_key
+                .clone()
+                .or_else(|| e("AIM_TLS_KEY").map(PathBuf::from))
+                .or(file.tls_key.clone()),
+            tls_self_signed: flags.tls_self_signed
+                || bool_of("AIM_TLS_SELF_SIGNED", file.tls_self_signed)?,
+            insecure_http: flags.insecure_http || bool_of("AIM_INSECURE_HTTP", file.insecure_http)?,
+            rate_limit_address_per_minute: small(
+                "AIM_RATE_LIMIT_ADDRESS_PER_MINUTE",
+                file.rate_limit_address_per_minute,
+                defaults.rate_limit_address_per_minute,
+            )?,
+            rate_limit_credential_per_minute: small(
+                "AIM_RATE_LIMIT_CREDENTIAL_PER_MINUTE",
+                file.rate_limit_credential_per_minute,
+                defaults.rate_limit_credential_per_minute,
+            )?,
+            rate_limit_login_per_minute: small(
+                "AIM_RATE_LIMIT_LOGIN_PER_MINUTE",
+                file.rate_limit_login_per_minute,
+                defaults.rate_limit_login_per_minute,
+            )?,
+            trusted_proxies: crate::client_ip::parse_cidrs(&proxies)?,
+            metrics_token: e("AIM_METRICS_TOKEN").map(SecretString::from),
+        };
         let cfg = Config {
+            ops,
             listen,
             database_url: flags
                 .database_url
@@ -343,6 +450,16 @@ impl Config {
                 "public_url must start with http:// or https://".into(),
             ));
         }
+        if self.ops.tls_cert.is_some() != self.ops.tls_key.is_some() {
+            return Err(Error::Config(
+                "tls_cert and tls_key must be given together".into(),
+            ));
+        }
+        if self.ops.tls_self_signed && self.ops.tls_cert.is_some() {
+            return Err(Error::Config(
+                "give either tls_cert/tls_key or tls_self_signed, not both".into(),
+            ));
+        }
         if let Some(url) = &self.database_url {
             let ok = url.starts_with("postgres://")
                 || url.starts_with("postgresql://")
@@ -479,5 +596,64 @@ mod tests {
             !dbg.contains("hunter2") && !dbg.contains("c2VjcmV0"),
             "{dbg}"
         );
+    }
+
+    #[test]
+    fn ops_keys_from_env_file_and_flags() {
+        let c = Config::load_with_env(&Overrides::default(), &env_of(&[("HOME", "/h")])).unwrap();
+        assert_eq!(c.ops.rate_limit_address_per_minute, 600);
+        assert_eq!(c.ops.rate_limit_login_per_minute, 10);
+        assert_eq!(c.ops.rate_limit_credential_per_minute, 1200);
+        assert!(!c.ops.tls_self_signed && !c.ops.insecure_http && c.ops.trusted_proxies.is_empty());
+
+        let c = Config::load_with_env(
+            &Overrides::default(),
+            &env_of(&[
+                ("HOME", "/h"),
+                ("AIM_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7"),
+                ("AIM_TLS_SELF_SIGNED", "true"),
+                ("AIM_RATE_LIMIT_LOGIN_PER_MINUTE", "0"),
+                ("AIM_METRICS_TOKEN", "tok"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.ops.trusted_proxies.len(), 2);
+        assert!(c.ops.tls_self_signed);
+        assert_eq!(c.ops.rate_limit_login_per_minute, 0);
+        assert!(c.ops.metrics_token.is_some());
+
+        for bad in [
+            &[("HOME", "/h"), ("AIM_TRUSTED_PROXIES", "10.0.0.0/33")][..],
+            &[("HOME", "/h"), ("AIM_TLS_SELF_SIGNED", "maybe")][..],
+            &[("HOME", "/h"), ("AIM_TLS_CERT", "/c.pem")][..],
+            &[("HOME", "/h"), ("AIM_RATE_LIMIT_ADDRESS_PER_MINUTE", "-1")][..],
+        ] {
+            let pairs: Vec<(String, String)> = bad
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let env = move |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            assert!(
+                Config::load_with_env(&Overrides::default(), &env).is_err(),
+                "{bad:?}"
+            );
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("aim.toml");
+        std::fs::write(
+            &f,
+            "trusted_proxies = [\"127.0.0.1\"]\ninsecure_http = true\nrate_limit_credential_per_minute = 7\n",
+        )
+        .unwrap();
+        let flags = Overrides {
+            config_file: Some(f),
+            tls_self_signed: true,
+            ..Default::default()
+        };
+        let c = Config::load_with_env(&flags, &env_of(&[("HOME", "/h")])).unwrap();
+        assert!(c.ops.insecure_http && c.ops.tls_self_signed);
+        assert_eq!(c.ops.rate_limit_credential_per_minute, 7);
+        assert_eq!(c.ops.trusted_proxies[0].to_string(), "127.0.0.1/32");
     }
 }

@@ -16,6 +16,8 @@
 //! - [`agent_auth`]: the signed agent request extractor; [`decision_writer`]: the group-commit
 //!   writer every signed request goes through; [`did`]: did:web identifiers and documents.
 //! - [`openapi`]: the OpenAPI 3.1 document (`GET /api/v1/openapi.json`).
+//! - [`tls`]: TLS 1.3 listener; [`client_ip`]: trusted-proxy address resolution;
+//!   [`ratelimit`]: quotas; [`metrics`]: `GET /metrics`; [`key_rotation`]: master-key rotation.
 
 pub mod agent_auth;
 pub mod api_key;
@@ -35,6 +37,12 @@ pub mod secrets;
 pub mod state;
 pub mod testkit;
 pub mod totp;
+
+pub mod client_ip;
+pub mod key_rotation;
+pub mod metrics;
+pub mod ratelimit;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,6 +70,8 @@ pub struct Server {
     task: JoinHandle<Result<(), Error>>,
     rotation: JoinHandle<()>,
     checkpointer: JoinHandle<()>,
+    /// Whether the server speaks TLS (`https://`).
+    pub tls: bool,
 }
 
 impl Server {
@@ -116,6 +126,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
     .await?;
     let writer =
         decision_writer::DecisionWriter::spawn(store.clone(), config.decision_batch_max as usize);
+    let config_ops = config.ops.clone();
     let state = AppState {
         config: Arc::new(config),
         writer,
@@ -125,6 +136,8 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
         hasher: password::Hasher::new()?,
         clock,
         org_keys: Arc::new(audit_log::OrgKeys::default()),
+        limits: Arc::new(ratelimit::RateLimits::new(&config_ops)),
+        metrics: Arc::new(metrics::Metrics::new()),
     };
     bootstrap(&state).await?;
     Ok(state)
@@ -194,6 +207,8 @@ async fn bootstrap(state: &AppState) -> Result<(), Error> {
 /// Binds `config.listen` and serves in the background.
 pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, Error> {
     let listen = config.listen;
+    tls::check_plain_http_allowed(&config)?;
+    let tls_config = tls::server_config(&config)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Error::Io(format!("cannot listen on {listen}: {e}")))?;
@@ -201,31 +216,58 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, 
         .local_addr()
         .map_err(|e| Error::Io(e.to_string()))?;
     // Agent DIDs need the public URL; without one configured, the bound address is it.
+    let scheme = if tls_config.is_some() { "https" } else { "http" };
     config
         .public_url
-        .get_or_insert_with(|| format!("http://{addr}"));
+        .get_or_insert_with(|| format!("{scheme}://{addr}"));
     let state = build_state(config, clock).await?;
     let app = routes::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = rx.await;
-        })
-        .await
-        .map_err(|e| Error::Io(format!("server: {e}")))
-    });
+    let tls = tls_config.is_some();
+    let task = match tls_config {
+        None => tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .map_err(|e| Error::Io(format!("server: {e}")))
+        }),
+        Some(cfg) => {
+            use axum::serve::ListenerExt as _;
+            let listener = tls::TlsListener::new(listener, cfg).tap_io(|_| {});
+            tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .map_err(|e| Error::Io(format!("server: {e}")))
+            })
+        }
+    };
     let jwt = state.jwt.clone();
     let housekeeping = state.clone();
+    let limits = state.limits.clone();
+    let ring = state.ring.clone();
     let rotation = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             if let Err(e) = jwt.rotate_if_due().await {
                 tracing::warn!(error = %e, "JWT key rotation check failed");
+            }
+            // Bounded memory: forget clients whose quota is full again.
+            limits.retain_recent();
+            // Pick up master-key versions added by `opena2a server rotate-key`.
+            if let Err(e) = ring.reload() {
+                tracing::warn!(error = %e, "master key file reload failed");
             }
             // Expired request nonces and old challenges (the timestamp window refuses them anyway).
             if let Err(e) = housekeeping
@@ -238,7 +280,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, 
         }
     });
     let checkpointer = audit_log::spawn_checkpointer(state.clone());
-    tracing::info!(%addr, store = state.store.backend(), "AIM server listening");
+    tracing::info!(%addr, scheme, store = state.store.backend(), "AIM server listening");
     Ok(Server {
         addr,
         state,
@@ -246,7 +288,27 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, 
         task,
         rotation,
         checkpointer,
+        tls,
     })
+}
+
+/// `opena2a server rotate-key`: connects to the configured store and runs
+/// [`key_rotation::rotate`].
+pub async fn rotate_key(
+    config: &Config,
+    opts: key_rotation::RotateOptions,
+) -> Result<key_rotation::RotateReport, Error> {
+    let url = config.effective_database_url();
+    if aim_store::backend_name(&url) == "sqlite" {
+        let dir = config.home.join("aim-server");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
+        restrict_dir(&dir);
+    }
+    let store = aim_store::connect(&url, config.database_max_connections).await?;
+    let res = key_rotation::rotate(store.as_ref(), config, opts).await;
+    store.close().await;
+    res
 }
 
 /// Serves until `shutdown` completes.

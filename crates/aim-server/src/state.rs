@@ -26,6 +26,10 @@ pub struct AppState {
     pub org_keys: Arc<crate::audit_log::OrgKeys>,
     /// The group-commit writer of signed agent requests.
     pub writer: DecisionWriter,
+    /// Rate limiters (per address, login, per credential).
+    pub limits: Arc<crate::ratelimit::RateLimits>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {

@@ -86,11 +86,16 @@ impl TestServer {
         cfg.database_max_connections = 5;
         cfg.bootstrap_admin_email = ADMIN_EMAIL.into();
         cfg.bootstrap_admin_password = Some(ADMIN_PASSWORD.to_string().into());
+        // Rate limits off unless a test turns them on (suites log in many times per second).
+        cfg.ops.rate_limit_address_per_minute = 0;
+        cfg.ops.rate_limit_credential_per_minute = 0;
+        cfg.ops.rate_limit_login_per_minute = 0;
         tweak(&mut cfg);
         let clock = Arc::new(ManualClock::new());
         let server = crate::start(cfg, clock.clone()).await?;
+        let scheme = if server.tls { "https" } else { "http" };
         Ok(TestServer {
-            base: format!("http://{}", server.addr),
+            base: format!("{scheme}://{}", server.addr),
             server,
             clock,
             _home: home,

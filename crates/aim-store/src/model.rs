@@ -344,3 +344,68 @@ pub struct InclusionProofRow {
     pub leaf_hash: [u8; 32],
     pub audit_path: Vec<[u8; 32]>,
 }
+
+/// Connection pool statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Open connections (idle + in use).
+    pub size: u32,
+    /// Idle connections.
+    pub idle: u32,
+    /// Configured maximum.
+    pub max: u32,
+}
+
+/// A column holding values sealed by the server's key ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SealedColumn {
+    /// `users.totp_secret` (context `totp:<user id>`).
+    UserTotpSecret,
+    /// `users.totp_pending_secret` (context `totp:<user id>`).
+    UserTotpPendingSecret,
+    /// `jwt_keys.private_sealed` (context `jwt_key:<kid>`).
+    JwtPrivateKey,
+}
+
+impl SealedColumn {
+    /// Every sealed column. A new sealed column must be added here so key rotation covers it.
+    pub const ALL: [SealedColumn; 3] = [
+        SealedColumn::UserTotpSecret,
+        SealedColumn::UserTotpPendingSecret,
+        SealedColumn::JwtPrivateKey,
+    ];
+
+    /// `table.column`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            SealedColumn::UserTotpSecret => "users.totp_secret",
+            SealedColumn::UserTotpPendingSecret => "users.totp_pending_secret",
+            SealedColumn::JwtPrivateKey => "jwt_keys.private_sealed",
+        }
+    }
+}
+
+/// The row a sealed value lives in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealedRow {
+    User(Uuid),
+    JwtKey(String),
+}
+
+impl SealedRow {
+    /// The sealing context (additional authenticated data) the server uses for this row.
+    pub fn context(&self) -> String {
+        match self {
+            SealedRow::User(id) => format!("totp:{id}"),
+            SealedRow::JwtKey(kid) => format!("jwt_key:{kid}"),
+        }
+    }
+}
+
+/// One sealed value.
+#[derive(Debug, Clone)]
+pub struct SealedValue {
+    pub column: SealedColumn,
+    pub row: SealedRow,
+    pub sealed: Vec<u8>,
+}

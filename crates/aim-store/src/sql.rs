@@ -1007,6 +1007,89 @@ macro_rules! impl_store {
                 .await?;
                 Ok(rows.into_iter().map(|(id,)| id).collect())
             }
+
+            fn pool_stats(&self) -> PoolStats {
+                let size = self.pool.size();
+                let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+                PoolStats {
+                    size,
+                    idle: idle.min(size),
+                    max: self.pool.options().get_max_connections(),
+                }
+            }
+
+            async fn list_sealed(
+                &self,
+                column: SealedColumn,
+                after: Option<&SealedRow>,
+                limit: u32,
+            ) -> Result<Vec<SealedValue>> {
+                let limit = i64::from(limit.clamp(1, 1000));
+                match column {
+                    SealedColumn::UserTotpSecret | SealedColumn::UserTotpPendingSecret => {
+                        let sql = if column == SealedColumn::UserTotpSecret {
+                            "SELECT id, totp_secret FROM users WHERE totp_secret IS NOT NULL AND id > $1 ORDER BY id LIMIT $2"
+                        } else {
+                            "SELECT id, totp_pending_secret FROM users WHERE totp_pending_secret IS NOT NULL AND id > $1 ORDER BY id LIMIT $2"
+                        };
+                        let after = match after {
+                            Some(SealedRow::User(id)) => *id,
+                            _ => Uuid::nil(),
+                        };
+                        let rows: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(sql)
+                            .bind(after)
+                            .bind(limit)
+                            .fetch_all(&self.pool)
+                            .await?;
+                        Ok(rows
+                            .into_iter()
+                            .map(|(id, sealed)| SealedValue { column, row: SealedRow::User(id), sealed })
+                            .collect())
+                    }
+                    SealedColumn::JwtPrivateKey => {
+                        let after = match after {
+                            Some(SealedRow::JwtKey(kid)) => kid.clone(),
+                            _ => String::new(),
+                        };
+                        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+                            "SELECT kid, private_sealed FROM jwt_keys WHERE kid > $1 ORDER BY kid LIMIT $2",
+                        )
+                        .bind(after)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?;
+                        Ok(rows
+                            .into_iter()
+                            .map(|(kid, sealed)| SealedValue { column, row: SealedRow::JwtKey(kid), sealed })
+                            .collect())
+                    }
+                }
+            }
+
+            async fn replace_sealed(
+                &self,
+                column: SealedColumn,
+                row: &SealedRow,
+                old: &[u8],
+                new: &[u8],
+            ) -> Result<bool> {
+                let done = match (column, row) {
+                    (SealedColumn::UserTotpSecret, SealedRow::User(id)) => {
+                        sqlx::query("UPDATE users SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3")
+                            .bind(new).bind(*id).bind(old).execute(&self.pool).await?
+                    }
+                    (SealedColumn::UserTotpPendingSecret, SealedRow::User(id)) => {
+                        sqlx::query("UPDATE users SET totp_pending_secret = $1 WHERE id = $2 AND totp_pending_secret = $3")
+                            .bind(new).bind(*id).bind(old).execute(&self.pool).await?
+                    }
+                    (SealedColumn::JwtPrivateKey, SealedRow::JwtKey(kid)) => {
+                        sqlx::query("UPDATE jwt_keys SET private_sealed = $1 WHERE kid = $2 AND private_sealed = $3")
+                            .bind(new).bind(kid.as_str()).bind(old).execute(&self.pool).await?
+                    }
+                    _ => return Err(Error::Corrupt(format!("row {row:?} is not in {}", column.name()))),
+                };
+                Ok(done.rows_affected() == 1)
+            }
         }
 
         async fn insert_refresh(conn: &mut $conn, t: &NewRefreshToken) -> Result<()> {

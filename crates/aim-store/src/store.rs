@@ -287,4 +287,28 @@ pub trait Store: crate::agents::AgentStore + Send + Sync + 'static {
     /// Chains with entries not covered by a checkpoint, and either `min_new` such entries or a
     /// newest checkpoint signed at or before `signed_before` (ms).
     async fn audit_chains_due(&self, min_new: u64, signed_before: i64) -> Result<Vec<Uuid>>;
+
+    // ----- operations: pool statistics, master-key rotation ---------------------------------
+
+    /// Connection pool statistics (for `/metrics`).
+    fn pool_stats(&self) -> PoolStats;
+
+    /// A page of non-null sealed values of `column`, in row order, strictly after `after` (from
+    /// the start when `None`). Used to re-encrypt every sealed value after a key rotation.
+    async fn list_sealed(
+        &self,
+        column: SealedColumn,
+        after: Option<&SealedRow>,
+        limit: u32,
+    ) -> Result<Vec<SealedValue>>;
+
+    /// Replaces a sealed value only if it still equals `old` (compare-and-swap, so a value the
+    /// server changed meanwhile is not overwritten). Returns whether the row was updated.
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        row: &SealedRow,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool>;
 }

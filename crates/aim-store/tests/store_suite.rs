@@ -729,6 +729,77 @@ async fn jwt_keys_newest_first(s: &dyn Store) {
     s.ping().await.unwrap();
 }
 
+async fn sealed_values_page_and_compare_and_swap(s: &dyn Store) {
+    let (_, aa, _, bb) = two_orgs(s).await;
+    s.set_totp_pending(aa.id, b"pending-a", NOW).await.unwrap();
+    s.set_totp_pending(bb.id, b"pending-b", NOW).await.unwrap();
+    for kid in ["ka", "kb", "kc"] {
+        let k = JwtKey {
+            kid: kid.into(),
+            algorithm: "EdDSA".into(),
+            private_sealed: kid.as_bytes().to_vec(),
+            public_key: vec![2],
+            created_at: NOW,
+        };
+        s.insert_jwt_key(&k, &audit(None, "jwt_key.created"))
+            .await
+            .unwrap();
+    }
+    assert!(
+        s.list_sealed(SealedColumn::UserTotpSecret, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Paging by one walks every row once, in order.
+    let mut seen = Vec::new();
+    let mut after: Option<SealedRow> = None;
+    loop {
+        let page = s
+            .list_sealed(SealedColumn::JwtPrivateKey, after.as_ref(), 1)
+            .await
+            .unwrap();
+        let Some(v) = page.last() else { break };
+        after = Some(v.row.clone());
+        seen.push(v.sealed.clone());
+    }
+    assert_eq!(seen, vec![b"ka".to_vec(), b"kb".to_vec(), b"kc".to_vec()]);
+    let pending = s
+        .list_sealed(SealedColumn::UserTotpPendingSecret, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 2);
+    let row = SealedRow::User(aa.id);
+    let col = SealedColumn::UserTotpPendingSecret;
+    // A stale `old` value does not overwrite; the right one does; wrong row kinds are errors.
+    assert!(!s.replace_sealed(col, &row, b"stale", b"new").await.unwrap());
+    assert!(
+        s.replace_sealed(col, &row, b"pending-a", b"new")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.replace_sealed(col, &row, b"pending-a", b"newer")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.replace_sealed(col, &SealedRow::JwtKey("ka".into()), b"x", b"y")
+            .await
+            .is_err()
+    );
+    let after = s.list_sealed(col, None, 10).await.unwrap();
+    let a = after.iter().find(|v| v.row == row).unwrap();
+    assert_eq!(a.sealed, b"new");
+    let b = after
+        .iter()
+        .find(|v| v.row == SealedRow::User(bb.id))
+        .unwrap();
+    assert_eq!(b.sealed, b"pending-b", "other rows untouched");
+    let stats = s.pool_stats();
+    assert!(stats.max >= 1 && stats.idle <= stats.size);
+}
+
 // ----- the two backends -----------------------------------------------------------------------
 
 async fn open_sqlite() -> (TestDb, Arc<dyn Store>) {
@@ -785,4 +856,5 @@ suite!(
     keyset_pagination_walks_every_row_once,
     org_setting_and_principal,
     jwt_keys_newest_first,
+    sealed_values_page_and_compare_and_swap,
 );

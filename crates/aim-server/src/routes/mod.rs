@@ -71,6 +71,13 @@ pub fn router(state: AppState) -> Router {
         .route("/agents/{id}/did.json", get(agents::did_document))
         .route("/.well-known/aip", get(agents::well_known))
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
+        .route("/metrics", get(crate::metrics::handler))
+        // Operations layers. `route_layer`s see the matched route and cover every route above.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::by_address,
+        ))
+        .route_layer(axum::middleware::from_fn(crate::metrics::tag_route))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -80,6 +87,14 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::client_ip::resolve,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 

@@ -8,6 +8,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod openapi;
+mod ops;
 mod rbac;
 mod totp;
 mod users;
