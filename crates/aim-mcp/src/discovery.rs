@@ -569,7 +569,15 @@ fn parse_server(
         // Gemini CLI: `url` is the SSE transport, `httpUrl` the streamable HTTP one.
         None if url.is_some() && client == Client::GeminiCli => Transport::Sse,
         None => match &url {
-            Some(u) if u.trim_end_matches('/').ends_with("/sse") => Transport::Sse,
+            Some(u)
+                if u.split(['?', '#'])
+                    .next()
+                    .unwrap_or(u)
+                    .trim_end_matches('/')
+                    .ends_with("/sse") =>
+            {
+                Transport::Sse
+            }
             Some(_) => Transport::StreamableHttp,
             None => return Err("neither \"command\" nor \"url\" is set".into()),
         },
