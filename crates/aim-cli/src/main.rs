@@ -47,6 +47,9 @@ enum Command {
     /// Verify ATX agent credentials.
     #[command(subcommand)]
     Credential(cmd::credential::CredentialCmd),
+    /// Discover, probe, sign, pin and diff MCP servers (docs/MCP.md).
+    #[command(subcommand)]
+    Mcp(cmd::mcp::McpCmd),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Server(a) => cmd::server::run(&ctx, a),
         Command::Conformance(c) => cmd::conformance::run(&ctx, c),
         Command::Credential(c) => cmd::credential::run(&ctx, c),
+        Command::Mcp(c) => cmd::mcp::run(&ctx, c),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -4,5 +4,6 @@ pub mod audit;
 pub mod conformance;
 pub mod credential;
 pub mod identity;
+pub mod mcp;
 pub mod peer;
 pub mod server;
