@@ -296,11 +296,8 @@ fn sign_and_verify_manifest() {
     assert_eq!(v["valid"], false);
     let mut badsig = doc.clone();
     let sig = badsig["signature"].as_str().unwrap().to_string();
-    let flipped = if sig.starts_with('A') {
-        format!("B{}", &sig[1..])
-    } else {
-        format!("A{}", &sig[1..])
-    };
+    let first = if sig.starts_with('A') { "B" } else { "A" };
+    let flipped = format!("{first}{}", &sig[1..]);
     badsig["signature"] = json!(flipped);
     fs::write(&tp, badsig.to_string()).unwrap();
     assert_eq!(

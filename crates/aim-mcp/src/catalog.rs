@@ -157,7 +157,7 @@ fn file_name(s: &str) -> String {
         .to_string()
 }
 
-fn first_non_flag<'a>(args: &'a [String]) -> Option<(usize, &'a str)> {
+fn first_non_flag(args: &[String]) -> Option<(usize, &str)> {
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();

@@ -161,7 +161,7 @@ fn reply_to_server_request(msg: &Value) -> Option<Value> {
 }
 
 enum Channel {
-    Stdio(StdioChannel),
+    Stdio(Box<StdioChannel>),
     Http(HttpChannel),
 }
 
@@ -421,23 +421,23 @@ impl StdioChannel {
                 self.send(&reply).await?;
                 continue;
             }
-            if v.get("id").and_then(Value::as_u64) == Some(id) {
-                if let Some(a) = answer_of(&v) {
-                    return Ok(a);
-                }
+            if v.get("id").and_then(Value::as_u64) == Some(id)
+                && let Some(a) = answer_of(&v)
+            {
+                return Ok(a);
             }
         }
     }
 
     fn kill_group(&self) {
         #[cfg(unix)]
-        if let Some(pid) = self.pid {
-            if !self.reaped {
-                // SAFETY: kill(2) has no memory-safety preconditions. The leader is not yet
-                // reaped, so the process-group id cannot have been reused.
-                unsafe {
-                    libc::kill(-(pid as i32), libc::SIGKILL);
-                }
+        if let Some(pid) = self.pid
+            && !self.reaped
+        {
+            // SAFETY: kill(2) has no memory-safety preconditions. The leader is not yet
+            // reaped, so the process-group id cannot have been reused.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
             }
         }
     }
@@ -463,7 +463,7 @@ impl Drop for StdioChannel {
 /// Probes a stdio server: spawns it, runs the session, always kills and reaps it.
 pub async fn probe_stdio(spec: &LaunchSpec, opts: &ProbeOptions) -> Result<ProbeResult> {
     let started = Instant::now();
-    let mut chan = Channel::Stdio(StdioChannel::spawn(spec)?);
+    let mut chan = Channel::Stdio(Box::new(StdioChannel::spawn(spec)?));
     let outcome = tokio::time::timeout(opts.timeout, session(&mut chan, opts)).await;
     let Channel::Stdio(mut stdio) = chan else {
         unreachable!("constructed as stdio above")
@@ -542,14 +542,13 @@ impl HttpChannel {
 
     async fn request(&mut self, id: u64, msg: &Value, is_init: bool) -> Result<Answer> {
         let mut resp = self.send(msg).await?;
-        if is_init {
-            if let Some(s) = resp
+        if is_init
+            && let Some(s) = resp
                 .headers()
                 .get("mcp-session-id")
                 .and_then(|v| v.to_str().ok())
-            {
-                self.session_id = Some(s.to_string());
-            }
+        {
+            self.session_id = Some(s.to_string());
         }
         let ctype = resp
             .headers()
@@ -582,12 +581,11 @@ impl HttpChannel {
                     let line = String::from_utf8_lossy(&line);
                     let line = line.trim_end_matches(['\r', '\n']);
                     if line.is_empty() {
-                        if let Ok(v) = serde_json::from_str::<Value>(&data) {
-                            if matches(&v) {
-                                if let Some(a) = answer_of(&v) {
-                                    return Ok(a);
-                                }
-                            }
+                        if let Ok(v) = serde_json::from_str::<Value>(&data)
+                            && matches(&v)
+                            && let Some(a) = answer_of(&v)
+                        {
+                            return Ok(a);
                         }
                         data.clear();
                     } else if let Some(d) = line.strip_prefix("data:") {
@@ -599,10 +597,10 @@ impl HttpChannel {
                 }
             }
         }
-        if let Some(len) = resp.content_length() {
-            if len > MAX_OUTPUT_BYTES {
-                return Err(Error::Transport("the answer is too large".into()));
-            }
+        if let Some(len) = resp.content_length()
+            && len > MAX_OUTPUT_BYTES
+        {
+            return Err(Error::Transport("the answer is too large".into()));
         }
         let body = resp
             .bytes()

@@ -149,10 +149,10 @@ pub fn verify(doc: &SignedManifest, expected_key: Option<&PublicKey>) -> Result<
                 reasons.push("signer id is not derived from publicKey (rotated key? verify with --public-key)".into());
             }
         }
-        if let Some(exp) = expected_key {
-            if exp.to_bytes() != k.to_bytes() {
-                reasons.push("signed by a different key than the expected one".into());
-            }
+        if let Some(exp) = expected_key
+            && exp.to_bytes() != k.to_bytes()
+        {
+            reasons.push("signed by a different key than the expected one".into());
         }
         match decode_base64("signature", &doc.signature) {
             Ok(sig) => {

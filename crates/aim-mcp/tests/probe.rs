@@ -81,10 +81,10 @@ fn dead(pid: u32) -> bool {
 
 fn read_pid(dir: &Path, file: &str) -> u32 {
     for _ in 0..50 {
-        if let Ok(s) = std::fs::read_to_string(dir.join(file)) {
-            if let Ok(p) = s.trim().parse() {
-                return p;
-            }
+        if let Ok(s) = std::fs::read_to_string(dir.join(file))
+            && let Ok(p) = s.trim().parse()
+        {
+            return p;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
