@@ -290,6 +290,7 @@ struct StdioChannel {
     stdin: Option<tokio::process::ChildStdin>,
     stdout: BufReader<tokio::io::Take<tokio::process::ChildStdout>>,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
+    stderr_task: Option<tokio::task::JoinHandle<()>>,
     secrets: Vec<String>,
     reaped: bool,
 }
@@ -323,9 +324,10 @@ impl StdioChannel {
             .take()
             .ok_or_else(|| Error::Transport("no stdout pipe".into()))?;
         let tail = Arc::new(Mutex::new(Vec::new()));
+        let mut stderr_task = None;
         if let Some(mut stderr) = child.stderr.take() {
             let tail = tail.clone();
-            tokio::spawn(async move {
+            stderr_task = Some(tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
                 while let Ok(n) = stderr.read(&mut buf).await {
                     if n == 0 {
@@ -337,7 +339,7 @@ impl StdioChannel {
                         t.drain(..excess);
                     }
                 }
-            });
+            }));
         }
         Ok(StdioChannel {
             child,
@@ -345,6 +347,7 @@ impl StdioChannel {
             stdin,
             stdout: BufReader::new(stdout.take(MAX_OUTPUT_BYTES)),
             stderr_tail: tail,
+            stderr_task,
             secrets: spec
                 .env
                 .values()
@@ -379,12 +382,24 @@ impl StdioChannel {
             Ok(()) => stdin.flush().await,
             Err(e) => Err(e),
         };
-        res.map_err(|e| {
-            Error::Transport(format!(
-                "writing to the server failed: {e}{}",
-                self.closed_hint()
-            ))
-        })
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.drain_stderr().await;
+                Err(Error::Transport(format!(
+                    "the server closed its input (writing failed: {e}){}",
+                    self.closed_hint()
+                )))
+            }
+        }
+    }
+
+    /// After the server exited: waits (bounded) until its stderr is fully read, so error
+    /// messages carry its last words.
+    async fn drain_stderr(&mut self) {
+        if let Some(task) = self.stderr_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
     }
 
     fn closed_hint(&self) -> String {
@@ -406,8 +421,7 @@ impl StdioChannel {
                     Error::Transport(format!("reading from the server failed: {e}"))
                 })?;
             if n == 0 {
-                // Let the stderr drain catch up before reporting.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                self.drain_stderr().await;
                 return Err(Error::Transport(format!(
                     "the server closed its output before answering {}{}",
                     msg["method"].as_str().unwrap_or("?"),
