@@ -70,6 +70,9 @@ enum Command {
     /// Show and change your organization's settings on the server.
     #[command(subcommand)]
     Org(cmd::org::OrgCmd),
+    /// Discover, probe, sign, pin and diff MCP servers (docs/MCP.md).
+    #[command(subcommand)]
+    Mcp(cmd::mcp::McpCmd),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::User(c) => cmd::user::run(&ctx, c),
         Command::ApiKey(c) => cmd::api_key::run(&ctx, c),
         Command::Org(c) => cmd::org::run(&ctx, c),
+        Command::Mcp(c) => cmd::mcp::run(&ctx, c),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -9,6 +9,7 @@ pub mod credential;
 pub mod identity;
 pub mod login;
 pub mod org;
+pub mod mcp;
 pub mod peer;
 pub mod server;
 pub mod user;
