@@ -15,12 +15,20 @@ else
   echo "PostgreSQL tests: OFF — AIM_TEST_POSTGRES_URL is not set and no local PostgreSQL answered; those tests will print SKIPPED"
 fi
 
-# Non-Rust test dependencies (a real SMTP server for the alert tests, …) into .cache/.
+# Non-Rust test dependencies: a real SMTP server for the alert tests (.cache/), real MCP servers
+# (npm + PyPI) for the probe tests (target/mcp-test-servers). With AIM_REQUIRE_TEST_DEPS=1 (CI) a
+# failure here fails the run; otherwise the tests that need them print SKIPPED.
+deps_failed() {
+  [ "${AIM_REQUIRE_TEST_DEPS:-}" = 1 ] && { echo "$1 failed"; exit 1; }
+  echo "WARNING: $1 failed; tests that need those tools will print SKIPPED"
+}
 if command -v python3 >/dev/null 2>&1; then
-  if ! scripts/test-deps.sh; then
-    [ "${AIM_REQUIRE_TEST_DEPS:-}" = 1 ] && { echo "scripts/test-deps.sh failed"; exit 1; }
-    echo "WARNING: scripts/test-deps.sh failed; tests that need those tools will print SKIPPED"
-  fi
+  scripts/test-deps.sh || deps_failed scripts/test-deps.sh
+fi
+if mcp_env=$(scripts/mcp-test-servers.sh); then
+  while IFS= read -r line; do [ -n "$line" ] && export "$line"; done <<< "$mcp_env"
+else
+  deps_failed scripts/mcp-test-servers.sh
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then
