@@ -61,7 +61,7 @@ fn invalid_cedar_is_refused_with_cedars_message() {
     .unwrap_err();
     assert!(matches!(e, Error::PolicySyntax(_)), "{e:?}");
     assert!(e.to_string().contains("unexpected token"), "{e}");
-    assert!(e.to_string().contains("line 1 column 58"), "{e}");
+    assert!(e.to_string().contains("line 1 column 66"), "{e}");
 
     let e = aim_policy::validate("permit(principal, action resource);", PolicyLanguage::Cedar)
         .unwrap_err();
