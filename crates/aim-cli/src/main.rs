@@ -1,7 +1,7 @@
 //! `opena2a`: the AIM command line. A thin clap layer; all logic lives in the libraries.
 //!
 //! Exit codes (a contract scripts rely on): 0 success, 1 negative verdict (invalid signature,
-//! broken chain, rejected response), 2 usage or input error. Errors go to stderr as one sentence.
+//! broken chain, rejected response), 2 usage or input error, 3 approval required (`policy check`). Errors go to stderr as one sentence.
 
 mod cmd;
 mod ctx;
@@ -47,6 +47,9 @@ enum Command {
     /// Verify ATX agent credentials.
     #[command(subcommand)]
     Credential(cmd::credential::CredentialCmd),
+    /// Evaluate and validate local policy files (Cedar or AIP governance YAML) offline.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCmd),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Server(a) => cmd::server::run(&ctx, a),
         Command::Conformance(c) => cmd::conformance::run(&ctx, c),
         Command::Credential(c) => cmd::credential::run(&ctx, c),
+        Command::Policy(c) => cmd::policy::run(&ctx, c),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

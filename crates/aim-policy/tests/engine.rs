@@ -462,3 +462,19 @@ fn version_is_a_content_hash() {
     assert_ne!(a.version(), c.version());
     assert_eq!(a.version().len(), "sha256:".len() + 64);
 }
+
+#[test]
+fn engine_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Engine>();
+    let e = std::sync::Arc::new(cedar("permit(principal, action, resource);"));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let e = e.clone();
+            std::thread::spawn(move || e.evaluate(&req("files:read", 1)).unwrap().effect)
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), Effect::Allow);
+    }
+}

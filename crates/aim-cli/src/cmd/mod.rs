@@ -5,4 +5,5 @@ pub mod conformance;
 pub mod credential;
 pub mod identity;
 pub mod peer;
+pub mod policy;
 pub mod server;
