@@ -163,13 +163,13 @@ impl PolicyBundle {
         if !result.validation_passed() {
             let msgs: Vec<String> = result
                 .validation_errors()
-                .map(|e| full_message(e))
+                .map(full_message)
                 .collect();
             return Err(Error::PolicyValidation(msgs.join("; ")));
         }
         let warnings = result
             .validation_warnings()
-            .map(|w| full_message(w))
+            .map(full_message)
             .collect();
         Ok(PolicyBundle {
             set,
