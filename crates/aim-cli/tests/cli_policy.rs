@@ -1,6 +1,6 @@
 //! `opena2a policy check|validate|schema` end to end, over real files. Negative cases first.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
@@ -54,7 +54,7 @@ const CEDAR: &str = r#"
 permit(principal, action == Action::"payments:refund", resource);
 "#;
 
-fn check(d: &Dir, policy: &PathBuf, cap: &str, extra: &[&str]) -> Output {
+fn check(d: &Dir, policy: &Path, cap: &str, extra: &[&str]) -> Output {
     let mut args = vec![
         "policy",
         "check",
