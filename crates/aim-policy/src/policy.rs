@@ -161,16 +161,10 @@ impl PolicyBundle {
         let schema = schema::build(&actions)?;
         let result = Validator::new(schema).validate(&set, ValidationMode::Strict);
         if !result.validation_passed() {
-            let msgs: Vec<String> = result
-                .validation_errors()
-                .map(full_message)
-                .collect();
+            let msgs: Vec<String> = result.validation_errors().map(full_message).collect();
             return Err(Error::PolicyValidation(msgs.join("; ")));
         }
-        let warnings = result
-            .validation_warnings()
-            .map(full_message)
-            .collect();
+        let warnings = result.validation_warnings().map(full_message).collect();
         Ok(PolicyBundle {
             set,
             approvals,
