@@ -10,6 +10,8 @@ pub enum Outcome {
     Success,
     /// Exit 1: a negative verdict (invalid signature, broken chain, rejected response).
     Negative,
+    /// Exit 3: a human must approve first (`policy check` → require_approval).
+    ApprovalRequired,
 }
 
 impl Outcome {
@@ -17,6 +19,7 @@ impl Outcome {
         match self {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::Negative => ExitCode::from(1),
+            Outcome::ApprovalRequired => ExitCode::from(3),
         }
     }
 }

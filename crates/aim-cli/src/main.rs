@@ -1,7 +1,7 @@
 //! `opena2a`: the AIM command line. A thin clap layer; all logic lives in the libraries.
 //!
 //! Exit codes (a contract scripts rely on): 0 success, 1 negative verdict (invalid signature,
-//! broken chain, rejected response), 2 usage or input error. Errors go to stderr as one sentence.
+//! broken chain, rejected response), 2 usage or input error, 3 approval required (`policy check`). Errors go to stderr as one sentence.
 
 mod cmd;
 mod ctx;
@@ -73,6 +73,9 @@ enum Command {
     /// Discover, probe, sign, pin and diff MCP servers (docs/MCP.md).
     #[command(subcommand)]
     Mcp(cmd::mcp::McpCmd),
+    /// Evaluate and validate local policy files (Cedar or AIP governance YAML) offline.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCmd),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::ApiKey(c) => cmd::api_key::run(&ctx, c),
         Command::Org(c) => cmd::org::run(&ctx, c),
         Command::Mcp(c) => cmd::mcp::run(&ctx, c),
+        Command::Policy(c) => cmd::policy::run(&ctx, c),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

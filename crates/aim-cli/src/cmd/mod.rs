@@ -11,5 +11,6 @@ pub mod login;
 pub mod org;
 pub mod mcp;
 pub mod peer;
+pub mod policy;
 pub mod server;
 pub mod user;

@@ -1,0 +1,225 @@
+//! What is being decided: which agent wants to use which capability on which resource, and in
+//! what context.
+//!
+//! The JSON form (camelCase) is what `opena2a policy check --agent/--context` reads:
+//! agent `{"id", "name"?, "type"?, "trustScore", "tags"?, "owner"?, "capabilities"?}` and context
+//! `{"time"?, "riskLevel"?, "clientAddress"?, "mcpServer"?}`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::capability::{Capability, GrantSet};
+use crate::error::{Error, Result};
+
+/// Longest accepted resource string, agent id, name, owner, tag or MCP server name.
+pub const MAX_FIELD_LEN: usize = 4096;
+/// Most tags an agent may carry in a request.
+pub const MAX_TAGS: usize = 256;
+
+/// The principal: an agent and the attributes policies may read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Agent {
+    /// The agent id (`Agent::"<id>"` in Cedar).
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// e.g. `ai_agent`, `mcp_server` (free text; policies compare it as a string).
+    #[serde(default, rename = "type")]
+    pub agent_type: String,
+    /// 0–100, rounded down by the caller.
+    pub trust_score: u8,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Owner (user id or e-mail) as the caller records it.
+    #[serde(default)]
+    pub owner: String,
+    /// The agent's capability grants. When present, the engine checks them first (no grant →
+    /// deny). `None` means the caller checked grants itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<String>>,
+}
+
+/// Risk level of a request, as the caller classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskLevel {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl RiskLevel {
+    /// `low`, `medium`, `high`, `critical`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskLevel::Low => "low",
+            RiskLevel::Medium => "medium",
+            RiskLevel::High => "high",
+            RiskLevel::Critical => "critical",
+        }
+    }
+
+    /// 0 (low) to 3 (critical): `context.riskRank` in Cedar.
+    pub fn rank(self) -> i64 {
+        self as i64
+    }
+}
+
+/// The request context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestContext {
+    /// When the action is requested (`context.time`, a Cedar `datetime`).
+    pub time: DateTime<Utc>,
+    pub risk_level: RiskLevel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_server: Option<String>,
+}
+
+/// One decision request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub agent: Agent,
+    pub capability: Capability,
+    pub resource: String,
+    pub context: RequestContext,
+}
+
+fn check_len(what: &str, s: &str) -> Result<()> {
+    if s.len() > MAX_FIELD_LEN {
+        return Err(Error::Request(format!(
+            "{what} is longer than {MAX_FIELD_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+impl Request {
+    /// Checks every field (trust score 0–100, non-empty ids, sizes, well-formed grants).
+    pub fn validate(&self) -> Result<()> {
+        let a = &self.agent;
+        if a.id.is_empty() {
+            return Err(Error::Request("agent id is empty".into()));
+        }
+        if a.trust_score > 100 {
+            return Err(Error::Request(format!(
+                "trustScore {} is outside 0-100",
+                a.trust_score
+            )));
+        }
+        if self.resource.is_empty() {
+            return Err(Error::Request("resource is empty".into()));
+        }
+        if a.tags.len() > MAX_TAGS {
+            return Err(Error::Request(format!("more than {MAX_TAGS} tags")));
+        }
+        check_len("agent id", &a.id)?;
+        check_len("agent name", &a.name)?;
+        check_len("agent type", &a.agent_type)?;
+        check_len("owner", &a.owner)?;
+        check_len("resource", &self.resource)?;
+        for t in &a.tags {
+            check_len("tag", t)?;
+        }
+        if let Some(m) = &self.context.mcp_server {
+            check_len("mcpServer", m)?;
+        }
+        if let Some(caps) = &a.capabilities {
+            GrantSet::parse(caps)?;
+        }
+        Ok(())
+    }
+
+    /// The agent's grants, when the request carries them.
+    pub fn grants(&self) -> Result<Option<GrantSet>> {
+        self.agent
+            .capabilities
+            .as_ref()
+            .map(GrantSet::parse)
+            .transpose()
+    }
+}
+
+fn uid(ty: &str, id: &str) -> Result<EntityUid> {
+    let ty: EntityTypeName = ty
+        .parse()
+        .map_err(|e| Error::Internal(format!("entity type {ty}: {e}")))?;
+    Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
+}
+
+fn s(v: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(v.to_string())
+}
+
+/// The Cedar request and entities for `req` (assumes [`Request::validate`] passed).
+pub(crate) fn to_cedar(req: &Request) -> Result<(cedar_policy::Request, cedar_policy::Entities)> {
+    let a = &req.agent;
+    let principal = uid("Agent", &a.id)?;
+    let action = uid("Action", &req.capability.to_string())?;
+    let group = uid("Action", &req.capability.namespace_grant().to_string())?;
+    let resource = uid("Resource", &req.resource)?;
+
+    let agent_attrs: HashMap<String, RestrictedExpression> = HashMap::from([
+        ("name".to_string(), s(&a.name)),
+        ("agentType".to_string(), s(&a.agent_type)),
+        (
+            "trustScore".to_string(),
+            RestrictedExpression::new_long(i64::from(a.trust_score)),
+        ),
+        (
+            "tags".to_string(),
+            RestrictedExpression::new_set(a.tags.iter().map(|t| s(t))),
+        ),
+        ("owner".to_string(), s(&a.owner)),
+    ]);
+    let internal = |e: &dyn std::fmt::Display| Error::Internal(e.to_string());
+    let entities = [
+        Entity::new(principal.clone(), agent_attrs, Default::default())
+            .map_err(|e| internal(&e))?,
+        Entity::new(
+            resource.clone(),
+            HashMap::from([("id".to_string(), s(&req.resource))]),
+            Default::default(),
+        )
+        .map_err(|e| internal(&e))?,
+        Entity::new_no_attrs(action.clone(), [group.clone()].into()),
+        Entity::new_no_attrs(group, Default::default()),
+    ];
+    let entities =
+        cedar_policy::Entities::from_entities(entities, None).map_err(|e| internal(&e))?;
+
+    let c = &req.context;
+    let mut pairs = vec![
+        (
+            "time".to_string(),
+            RestrictedExpression::new_datetime(c.time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+        ),
+        ("riskLevel".to_string(), s(c.risk_level.as_str())),
+        (
+            "riskRank".to_string(),
+            RestrictedExpression::new_long(c.risk_level.rank()),
+        ),
+    ];
+    if let Some(ip) = c.client_address {
+        pairs.push((
+            "clientAddress".to_string(),
+            RestrictedExpression::new_ip(ip.to_string()),
+        ));
+    }
+    if let Some(m) = &c.mcp_server {
+        pairs.push(("mcpServer".to_string(), s(m)));
+    }
+    let context = cedar_policy::Context::from_pairs(pairs)
+        .map_err(|e| Error::Request(format!("context: {e}")))?;
+    let request = cedar_policy::Request::new(principal, action, resource, context, None)
+        .map_err(|e| internal(&e))?;
+    Ok((request, entities))
+}
