@@ -328,6 +328,147 @@ pub struct AuditPage {
     pub next_after: Option<Uuid>,
 }
 
+
+// ----- schemas: verifiable audit log -----
+
+/// A signed checkpoint (docs/server-audit.md gives the exact signed bytes).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditCheckpoint {
+    pub tree_size: u64,
+    /// Lowercase hex RFC 9162 root.
+    pub root_hash: String,
+    /// RFC 3339.
+    pub timestamp: String,
+    pub key_id: String,
+    /// Base64 of the organization log key (Ed25519, 32 bytes).
+    pub public_key: String,
+    /// Base64 Ed25519 signature.
+    pub signature: String,
+}
+
+/// Server-side recomputation of the chain.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditVerification {
+    pub ok: bool,
+    pub entries: u64,
+    pub head_size: u64,
+    pub root_hash: String,
+    pub checkpoint: Option<AuditCheckpoint>,
+    /// The first problem found (kind, seq, message), if any.
+    #[schema(value_type = Option<Object>)]
+    pub problem: Option<serde_json::Value>,
+}
+
+/// RFC 9162 inclusion proof.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InclusionProof {
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    pub leaf_hash: String,
+    pub audit_path: Vec<String>,
+}
+
+/// RFC 9162 consistency proof.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsistencyProof {
+    pub from_size: u64,
+    pub to_size: u64,
+    pub proof: Vec<String>,
+}
+
+// ----- schemas: agents -----
+
+/// Agent lifecycle state.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentStatus {
+    Pending,
+    Active,
+    Suspended,
+    Revoked,
+}
+
+/// An agent (docs/agents.md).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Agent {
+    /// Self-certifying `aim_…` id derived from the registration key.
+    pub id: String,
+    /// `did:web` of the agent.
+    pub did: String,
+    pub name: String,
+    pub status: AgentStatus,
+    /// Base64 of the current raw Ed25519 public key.
+    pub public_key: String,
+    pub key_version: u32,
+    /// End of the previous key's grace period after a rotation (RFC 3339), while it lasts.
+    pub previous_key_valid_until: Option<String>,
+    pub capabilities: Vec<String>,
+    pub owner_id: Option<Uuid>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub verified_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentPage {
+    pub items: Vec<Agent>,
+    pub next_after: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterAgentRequest {
+    pub name: String,
+    /// Base64 of the 32 raw public key bytes (generated on the agent's machine).
+    pub public_key: String,
+    pub capabilities: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LifecycleRequest {
+    pub reason: Option<String>,
+}
+
+/// AIP challenge (draft-fane-opena2a-aip §6.1 shape).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AipChallenge {
+    pub challenge: String,
+    pub agent_did: String,
+    pub nonce: String,
+    pub issued_at: String,
+    pub expires_at: String,
+    pub issuer_did: String,
+}
+
+/// Verdict of an AIP response: `{verified: true, agent}` or
+/// `{verified: false, error: "challenge_rejected", code, message}`.
+#[derive(Serialize, ToSchema)]
+pub struct AipVerdict {
+    pub verified: bool,
+    pub agent: Option<Agent>,
+    /// AIP reason code when rejected (SIGNATURE_INVALID, UNTRUSTED_KEY, CHALLENGE_EXPIRED,
+    /// NONCE_REPLAY, UNTRUSTED_ISSUER, MALFORMED).
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateKeyRequest {
+    /// Base64 of the new raw public key.
+    pub new_public_key: String,
+    /// Base64 signature by the new key over the rotation statement (docs/agents.md).
+    pub proof: String,
+}
+
 // ----- operations (placeholders carrying the annotations) -----
 
 #[utoipa::path(get, path = "/health", tag = "operations",
@@ -545,6 +686,145 @@ fn rotate_api_key() {}
         (status = 403, description = "Role too low", body = ErrorBody)))]
 fn audit_entries() {}
 
+
+const AGENT_SIG: &str = "agentSignature";
+
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Recomputed chain and Merkle root (managers, admins)", body = AuditVerification),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low", body = ErrorBody)))]
+fn audit_verify() {}
+
+#[utoipa::path(get, path = "/api/v1/audit/checkpoint", tag = "audit", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "Signed checkpoint covering the whole log", body = AuditCheckpoint),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low", body = ErrorBody)))]
+fn audit_checkpoint() {}
+
+#[utoipa::path(get, path = "/api/v1/audit/proof/inclusion", tag = "audit", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("index" = u64, Query, description = "Leaf index (= seq)"), ("treeSize" = u64, Query, description = "Tree size, > index")),
+    responses(
+        (status = 200, description = "RFC 9162 inclusion proof", body = InclusionProof),
+        (status = 400, description = "Bad parameters", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low", body = ErrorBody)))]
+fn audit_inclusion() {}
+
+#[utoipa::path(get, path = "/api/v1/audit/proof/consistency", tag = "audit", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("from" = u64, Query, description = "Old size"), ("to" = u64, Query, description = "New size, ≥ from")),
+    responses(
+        (status = 200, description = "RFC 9162 consistency proof", body = ConsistencyProof),
+        (status = 400, description = "Bad parameters", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low", body = ErrorBody)))]
+fn audit_consistency() {}
+
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("after" = Option<String>, Query, description = "Agent id to continue after"), ("limit" = Option<u32>, Query, description = "Page size")),
+    responses(
+        (status = 200, description = "Agents of the organization", body = AgentPage),
+        (status = 401, description = "No or bad credential", body = ErrorBody)))]
+fn list_agents() {}
+
+#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    request_body = RegisterAgentRequest,
+    responses(
+        (status = 201, description = "Registered, status pending until it answers a challenge", body = Agent),
+        (status = 400, description = "Bad name, key or capability", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low", body = ErrorBody),
+        (status = 409, description = "Key or name already registered", body = ErrorBody)))]
+fn register_agent() {}
+
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "The agent with its key history", body = Agent),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 404, description = "No such agent in the organization", body = ErrorBody)))]
+fn get_agent() {}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/suspend", tag = "agents", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id")), request_body = LifecycleRequest,
+    responses(
+        (status = 200, description = "active → suspended", body = Agent),
+        (status = 403, description = "Not allowed for this role or owner", body = ErrorBody),
+        (status = 404, description = "No such agent", body = ErrorBody),
+        (status = 409, description = "Not in a state that can be suspended", body = ErrorBody)))]
+fn suspend_agent() {}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/activate", tag = "agents", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id")), request_body = LifecycleRequest,
+    responses(
+        (status = 200, description = "suspended → active (managers, admins)", body = Agent),
+        (status = 403, description = "Role too low", body = ErrorBody),
+        (status = 404, description = "No such agent", body = ErrorBody),
+        (status = 409, description = "Not suspended", body = ErrorBody)))]
+fn activate_agent() {}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/revoke", tag = "agents", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id")), request_body = LifecycleRequest,
+    responses(
+        (status = 200, description = "→ revoked (final)", body = Agent),
+        (status = 403, description = "Not allowed for this role or owner", body = ErrorBody),
+        (status = 404, description = "No such agent", body = ErrorBody),
+        (status = 409, description = "Already revoked", body = ErrorBody)))]
+fn revoke_agent() {}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/challenge", tag = "agents", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "A single-use AIP challenge", body = AipChallenge),
+        (status = 403, description = "Not allowed for this role or owner", body = ErrorBody),
+        (status = 404, description = "No such agent", body = ErrorBody),
+        (status = 409, description = "Revoked agent", body = ErrorBody)))]
+fn challenge_agent() {}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/verify", tag = "agents", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id")),
+    request_body(content = Object, description = "The agent's signed AIP response"),
+    responses(
+        (status = 200, description = "Verified; a pending agent becomes active", body = AipVerdict),
+        (status = 400, description = "Malformed response", body = ErrorBody),
+        (status = 401, description = "Rejected with an AIP reason code", body = AipVerdict),
+        (status = 404, description = "No such agent", body = ErrorBody)))]
+fn verify_agent() {}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/heartbeat", tag = "agents", security(("agentSignature" = [])),
+    params(("id" = String, Path, description = "Agent id (must equal X-AIM-Agent-Id)")),
+    responses(
+        (status = 200, description = "The signed request verified; the agent as the server sees it", body = Agent),
+        (status = 400, description = "Malformed signing headers", body = ErrorBody),
+        (status = 401, description = "Bad signature, unknown or inactive agent, stale timestamp, replayed nonce", body = ErrorBody)))]
+fn agent_heartbeat() {}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/rotate-key", tag = "agents", security(("agentSignature" = [])),
+    params(("id" = String, Path, description = "Agent id")), request_body = RotateKeyRequest,
+    responses(
+        (status = 200, description = "Rotated; the old key stays valid for the grace period", body = Agent),
+        (status = 400, description = "Bad key or proof", body = ErrorBody),
+        (status = 401, description = "Request not signed by the current key", body = ErrorBody)))]
+fn agent_rotate_key() {}
+
+#[utoipa::path(get, path = "/agents/{id}/did.json", tag = "agents",
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "did:web DID document", content_type = "application/json"),
+        (status = 404, description = "No such agent", body = ErrorBody)))]
+fn agent_did_document() {}
+
+#[utoipa::path(get, path = "/.well-known/aip", tag = "agents",
+    responses((status = 200, description = "AIP provider metadata", content_type = "application/json")))]
+fn well_known_aip() {}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", security((), ("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format (loopback peers, or the AIM_METRICS_TOKEN bearer)", content_type = "text/plain"),
+        (status = 404, description = "Not allowed for this peer")))]
+fn metrics() {}
+
 // ----- the document -----
 
 struct SecuritySchemes;
@@ -560,6 +840,13 @@ impl Modify for SecuritySchemes {
                     .bearer_format("JWT access token (EdDSA) or aim_live_ API key")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            AGENT_SIG,
+            SecurityScheme::ApiKey(ApiKeyScheme::Header(ApiKeyValue::with_description(
+                "X-AIM-Signature",
+                "Ed25519 signature of the agent over the request (with X-AIM-Agent-Id, X-AIM-Timestamp, X-AIM-Nonce; docs/agents.md)",
+            ))),
         );
         components.add_security_scheme(
             API_KEY,
@@ -585,7 +872,10 @@ impl Modify for SecuritySchemes {
         get_org, update_org,
         list_users, create_user, get_user, update_user, delete_user,
         list_api_keys, create_api_key, get_api_key, revoke_api_key, rotate_api_key,
-        audit_entries,
+        audit_entries, audit_verify, audit_checkpoint, audit_inclusion, audit_consistency,
+        list_agents, register_agent, get_agent, suspend_agent, activate_agent, revoke_agent,
+        challenge_agent, verify_agent, agent_heartbeat, agent_rotate_key, agent_did_document,
+        well_known_aip, metrics,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -594,7 +884,8 @@ impl Modify for SecuritySchemes {
         (name = "org", description = "The caller's organization"),
         (name = "users", description = "Users of the organization"),
         (name = "api-keys", description = "aim_live_ API keys"),
-        (name = "audit", description = "Security events"),
+        (name = "audit", description = "The organization's verifiable log: entries, verification, checkpoints, RFC 9162 proofs"),
+        (name = "agents", description = "Agent registration, lifecycle, AIP challenge-response, signed requests, DIDs"),
         (name = "operations", description = "Health, readiness, this document"),
     )
 )]
