@@ -328,7 +328,6 @@ pub struct AuditPage {
     pub next_after: Option<Uuid>,
 }
 
-
 // ----- schemas: verifiable audit log -----
 
 /// A signed checkpoint (docs/server-audit.md gives the exact signed bytes).
@@ -685,7 +684,6 @@ fn rotate_api_key() {}
         (status = 401, description = "No or bad credential", body = ErrorBody),
         (status = 403, description = "Role too low", body = ErrorBody)))]
 fn audit_entries() {}
-
 
 const AGENT_SIG: &str = "agentSignature";
 

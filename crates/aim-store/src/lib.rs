@@ -17,9 +17,9 @@
 //! - Lists are keyset-paginated on the UUIDv7 primary key (`id > cursor ORDER BY id LIMIT n`), so
 //!   a page costs the same at row 10 and at row 10 million.
 
-pub mod audit_chain;
 pub mod agents;
 mod agents_sql;
+pub mod audit_chain;
 pub mod error;
 pub mod model;
 pub mod postgres;
