@@ -28,7 +28,12 @@ async fn tls_front(upstream: SocketAddr) -> SocketAddr {
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     let key = PrivateKeyDer::from_pem_file(fixture("server.key")).unwrap();
-    let config = ServerConfig::builder()
+    // Explicit provider: the workspace enables both rustls providers (ring for the server,
+    // aws-lc-rs through reqwest), so the process-wide default cannot be inferred.
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .unwrap();
