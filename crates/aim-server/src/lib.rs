@@ -37,6 +37,7 @@ pub mod secrets;
 pub mod state;
 pub mod testkit;
 pub mod totp;
+pub mod trust;
 
 pub mod client_ip;
 pub mod key_rotation;
@@ -216,7 +217,11 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, 
         .local_addr()
         .map_err(|e| Error::Io(e.to_string()))?;
     // Agent DIDs need the public URL; without one configured, the bound address is it.
-    let scheme = if tls_config.is_some() { "https" } else { "http" };
+    let scheme = if tls_config.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     config
         .public_url
         .get_or_insert_with(|| format!("{scheme}://{addr}"));
