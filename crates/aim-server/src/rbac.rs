@@ -230,7 +230,7 @@ mod tests {
             assert!(seen.insert(*a), "{a:?} twice");
             assert!(!a.roles().is_empty());
         }
-        assert_eq!(seen.len(), 31);
+        assert_eq!(seen.len(), 33);
     }
 
     #[test]
