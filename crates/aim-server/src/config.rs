@@ -90,6 +90,9 @@ pub struct Config {
     pub decision_batch_max: u32,
     /// Transport security, rate limits and metrics access (`docs/operations.md`).
     pub ops: OpsConfig,
+    /// Validity of an ATX credential issued by `GET /api/v1/agents/{id}/credential`
+    /// (`credential_ttl_secs`, `AIM_CREDENTIAL_TTL_SECS`), 60 to 31 536 000. Default 86 400 (24 h).
+    pub credential_ttl_secs: u64,
 }
 
 /// Operations settings: TLS, rate limits, trusted proxies, metrics access.
@@ -164,6 +167,7 @@ pub struct FileConfig {
     pub agent_key_grace_secs: Option<u64>,
     pub signed_request_window_secs: Option<u64>,
     pub decision_batch_max: Option<u32>,
+    pub credential_ttl_secs: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<bool>,
@@ -384,6 +388,7 @@ impl Config {
                 300,
             )?,
             decision_batch_max: small("AIM_DECISION_BATCH_MAX", file.decision_batch_max, 256)?,
+            credential_ttl_secs: num("AIM_CREDENTIAL_TTL_SECS", file.credential_ttl_secs, 86_400)?,
             home,
         };
         cfg.validate()?;
@@ -436,6 +441,11 @@ impl Config {
         if self.signed_request_window_secs == 0 || self.signed_request_window_secs > 3600 {
             return Err(Error::Config(
                 "signed_request_window_secs must be between 1 and 3600".into(),
+            ));
+        }
+        if !(60..=31_536_000).contains(&self.credential_ttl_secs) {
+            return Err(Error::Config(
+                "credential_ttl_secs must be between 60 and 31536000".into(),
             ));
         }
         if self.decision_batch_max == 0 {

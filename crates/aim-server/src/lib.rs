@@ -37,6 +37,7 @@ pub mod secrets;
 pub mod state;
 pub mod testkit;
 pub mod totp;
+pub mod trust;
 
 pub mod client_ip;
 pub mod key_rotation;

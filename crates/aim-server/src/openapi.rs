@@ -817,6 +817,26 @@ fn agent_did_document() {}
     responses((status = 200, description = "AIP provider metadata", content_type = "application/json")))]
 fn well_known_aip() {}
 
+#[utoipa::path(get, path = "/api/v1/agents/{id}/trust", tag = "agents", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "Trust report {agentId, score, level, confidence, factors, computedAt} (docs/TRUST.md)", content_type = "application/json"),
+        (status = 400, description = "Malformed agent id", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 404, description = "No such agent in the organization", body = ErrorBody)))]
+fn agent_trust() {}
+
+#[utoipa::path(get, path = "/api/v1/agents/{id}/credential", tag = "agents", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "ATX v1.1 credential signed by the organization key (docs/credentials.md)", content_type = "application/json"),
+        (status = 400, description = "Malformed agent id", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low, or a member asking for another's agent", body = ErrorBody),
+        (status = 404, description = "No such agent in the organization", body = ErrorBody),
+        (status = 409, description = "Agent not active, never verified, or trust unscored", body = ErrorBody)))]
+fn agent_credential() {}
+
 #[utoipa::path(get, path = "/metrics", tag = "operations", security((), ("bearerAuth" = [])),
     responses(
         (status = 200, description = "Prometheus text format (loopback peers, or the AIM_METRICS_TOKEN bearer)", content_type = "text/plain"),
@@ -873,7 +893,7 @@ impl Modify for SecuritySchemes {
         audit_entries, audit_verify, audit_checkpoint, audit_inclusion, audit_consistency,
         list_agents, register_agent, get_agent, suspend_agent, activate_agent, revoke_agent,
         challenge_agent, verify_agent, agent_heartbeat, agent_rotate_key, agent_did_document,
-        well_known_aip, metrics,
+        well_known_aip, metrics, agent_trust, agent_credential,
     ),
     modifiers(&SecuritySchemes),
     tags(

@@ -47,6 +47,8 @@ pub enum Action {
     AgentsRevoke,
     AgentsChallenge,
     AgentsVerify,
+    AgentsTrust,
+    AgentsCredential,
 }
 
 use Role::{Admin, Manager, Member, Viewer};
@@ -159,6 +161,15 @@ pub const PERMISSIONS: &[(Action, &str, &str, &[Role])] = &[
         "/api/v1/agents/{id}/verify",
         WRITERS,
     ),
+    // Trust reports: every role reads, like the agent itself. Credentials: members for the
+    // agents they registered, managers and admins for every agent (docs/credentials.md).
+    (Action::AgentsTrust, "GET", "/api/v1/agents/{id}/trust", ALL),
+    (
+        Action::AgentsCredential,
+        "GET",
+        "/api/v1/agents/{id}/credential",
+        WRITERS,
+    ),
 ];
 
 impl Action {
@@ -219,7 +230,7 @@ mod tests {
             assert!(seen.insert(*a), "{a:?} twice");
             assert!(!a.roles().is_empty());
         }
-        assert_eq!(seen.len(), 31);
+        assert_eq!(seen.len(), 33);
     }
 
     #[test]

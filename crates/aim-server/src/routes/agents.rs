@@ -52,7 +52,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 }
 
 /// Loads an agent of the caller's organization (404 otherwise).
-async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<Agent, Error> {
+pub(crate) async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<Agent, Error> {
     check_id(id)?;
     Ok(state
         .store
@@ -63,7 +63,7 @@ async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<Agent, Erro
 
 /// Ownership rule: managers and admins manage every agent of the organization, members only the
 /// agents they registered.
-fn check_manages(caller: &Caller, agent: &Agent) -> Result<(), ApiError> {
+pub(crate) fn check_manages(caller: &Caller, agent: &Agent) -> Result<(), ApiError> {
     if caller.manages_all() || agent.owner_id == Some(caller.user.id) {
         Ok(())
     } else {

@@ -4,6 +4,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod credentials;
 pub mod health;
 pub mod org;
 pub mod users;
@@ -70,6 +71,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agents/{id}/rotate-key", post(agents::rotate_key))
         .route("/agents/{id}/did.json", get(agents::did_document))
         .route("/.well-known/aip", get(agents::well_known))
+        .route("/api/v1/agents/{id}/trust", get(credentials::get_trust))
+        .route(
+            "/api/v1/agents/{id}/credential",
+            get(credentials::get_credential),
+        )
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .route("/metrics", get(crate::metrics::handler))
         // Operations layers. `route_layer`s see the matched route and cover every route above.

@@ -7,6 +7,7 @@ mod agents;
 mod api_keys;
 mod audit;
 mod auth;
+mod credentials;
 mod openapi;
 mod ops;
 mod rbac;

@@ -308,6 +308,24 @@ fn table() -> Vec<Row> {
             [403, 403, 401, 401],
             404,
         ),
+        // The manager's agent is pending: every role reads its trust; allowed callers reach the
+        // status check of the credential route (409), a member is not its owner (403).
+        r(
+            Method::GET,
+            "/api/v1/agents/{id}/trust",
+            ManagerAgent,
+            none,
+            [200, 200, 200, 200],
+            404,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/agents/{id}/credential",
+            ManagerAgent,
+            none,
+            [403, 403, 409, 409],
+            404,
+        ),
         // Last of the agent rows: the manager revokes, then the admin finds it revoked.
         r(
             Method::POST,
