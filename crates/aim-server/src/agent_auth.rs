@@ -26,7 +26,9 @@ use aim_core::request_signing::{
     HEADER_AGENT_ID, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, canonical_request,
     valid_nonce,
 };
-use aim_store::{Agent, AgentStatus, AuditRecord, DecisionOutcome, DecisionWrite, NonceClaim};
+use aim_store::{
+    Agent, AgentStatus, AuditRecord, DecisionOp, DecisionOutcome, DecisionWrite, NonceClaim,
+};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::{HeaderMap, StatusCode};
@@ -35,6 +37,15 @@ use serde::de::DeserializeOwned;
 use crate::auth::client_addr;
 use crate::error::{ApiError, Error};
 use crate::state::AppState;
+
+/// Outcome of [`SignedRequest::commit_op`].
+#[derive(Debug)]
+pub enum Committed {
+    /// Nonce claimed, op applied, audit record durable.
+    Applied(AgentCaller),
+    /// Nonce claimed, the op's precondition was false: nothing else written.
+    Conflict(AgentCaller),
+}
 
 /// Which key signed the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +116,24 @@ impl SignedRequest {
         event_type: &str,
         payload: serde_json::Value,
     ) -> Result<AgentCaller, Error> {
+        match self
+            .commit_op(state, event_type, payload, DecisionOp::None)
+            .await?
+        {
+            Committed::Applied(c) | Committed::Conflict(c) => Ok(c),
+        }
+    }
+
+    /// Like [`SignedRequest::commit`], and applies `op` in the same transaction (only when the
+    /// nonce was fresh). [`Committed::Conflict`] when the op's precondition did not hold: the nonce
+    /// is used, nothing else was written.
+    pub async fn commit_op(
+        self,
+        state: &AppState,
+        event_type: &str,
+        payload: serde_json::Value,
+        op: DecisionOp,
+    ) -> Result<Committed, Error> {
         let window_ms = i64::try_from(state.config.signed_request_window_secs)
             .unwrap_or(3600)
             .saturating_mul(1000);
@@ -151,13 +180,16 @@ impl SignedRequest {
             }),
             audit,
             replay_audit: Some(replay_audit),
+            op,
+        };
+        let caller = |s: Self| AgentCaller {
+            agent: s.agent,
+            key: s.key,
+            nonce: s.nonce,
         };
         match state.writer.commit(item).await? {
-            DecisionOutcome::Committed => Ok(AgentCaller {
-                agent: self.agent,
-                key: self.key,
-                nonce: self.nonce,
-            }),
+            DecisionOutcome::Committed => Ok(Committed::Applied(caller(self))),
+            DecisionOutcome::Conflict => Ok(Committed::Conflict(caller(self))),
             DecisionOutcome::Replayed => Err(refuse(
                 StatusCode::UNAUTHORIZED,
                 "replayed_request",

@@ -173,6 +173,7 @@ async fn bootstrap(state: &AppState) -> Result<(), Error> {
         name: cfg.bootstrap_org_name.clone(),
         require_2fa_admins: false,
         created_at: now,
+        enforcement_mode: "strict".into(),
     };
     let admin = NewUser {
         id: Uuid::now_v7(),

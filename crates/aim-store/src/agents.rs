@@ -206,6 +206,31 @@ pub struct DecisionWrite {
     pub audit: AuditRecord,
     /// Written instead of `audit` when the nonce was already used (a replay is a security event).
     pub replay_audit: Option<AuditRecord>,
+    /// The change the request makes, in the same transaction (after its nonce was claimed).
+    pub op: DecisionOp,
+}
+
+/// The row change of a signed request, applied by [`AgentStore::commit_decisions`] only when the
+/// item's nonce was fresh.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecisionOp {
+    /// Nothing but the audit record.
+    None,
+    /// Insert an action decision.
+    InsertAction(Box<crate::actions::NewAction>),
+    /// Record the outcome of an approved decision of this agent not yet reported; otherwise
+    /// [`DecisionOutcome::Conflict`].
+    ActionResult {
+        org_id: Uuid,
+        action_id: Uuid,
+        agent_id: String,
+        result: crate::actions::ActionResult,
+        detail: Option<String>,
+        at: i64,
+    },
+    /// Insert a pending capability request; [`DecisionOutcome::Conflict`] when one is already
+    /// pending for this agent and capability.
+    CapabilityRequest(Box<crate::actions::CapabilityRequest>),
 }
 
 /// Outcome of one [`DecisionWrite`].
@@ -216,6 +241,9 @@ pub enum DecisionOutcome {
     /// The nonce was already claimed (by an earlier request, an earlier item of the same batch, or
     /// another replica); `audit` was not written (`replay_audit` was, if given).
     Replayed,
+    /// The nonce was claimed but the item's [`DecisionOp`] found its precondition false (nothing
+    /// changed, `audit` was not written).
+    Conflict,
 }
 
 /// Storage of agents, their keys, AIP challenges and request nonces. Required by

@@ -36,6 +36,71 @@ macro_rules! impl_agent_store {
                 .await?)
             }
 
+            /// Applies a request's row change; false when its precondition does not hold.
+            async fn apply_op(conn: &mut $conn, op: &DecisionOp) -> Result<bool> {
+                match op {
+                    DecisionOp::None => Ok(true),
+                    DecisionOp::InsertAction(a) => {
+                        sqlx::query(
+                            "INSERT INTO action_decisions (id, org_id, agent_id, capability, resource, context, \
+                             risk_level, status, reason, matched_policies, policy_version, created_at, expires_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                        )
+                        .bind(a.id)
+                        .bind(a.org_id)
+                        .bind(&a.agent_id)
+                        .bind(&a.capability)
+                        .bind(&a.resource)
+                        .bind(&a.context)
+                        .bind(&a.risk_level)
+                        .bind(a.status.as_str())
+                        .bind(&a.reason)
+                        .bind(a.matched_policies.to_json())
+                        .bind(&a.policy_version)
+                        .bind(a.created_at)
+                        .bind(a.expires_at)
+                        .execute(&mut *conn)
+                        .await?;
+                        Ok(true)
+                    }
+                    DecisionOp::ActionResult { org_id, action_id, agent_id, result, detail, at } => {
+                        Ok(sqlx::query(
+                            "UPDATE action_decisions SET result = $4, result_at = $5, result_detail = $6 \
+                             WHERE org_id = $1 AND id = $2 AND agent_id = $3 AND status = 'approved' \
+                             AND result IS NULL",
+                        )
+                        .bind(org_id)
+                        .bind(action_id)
+                        .bind(agent_id)
+                        .bind(result.as_str())
+                        .bind(at)
+                        .bind(detail)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected()
+                            == 1)
+                    }
+                    DecisionOp::CapabilityRequest(r) => {
+                        Ok(sqlx::query(
+                            "INSERT INTO capability_requests (id, org_id, agent_id, capability, reason, status, \
+                             requested_by, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(r.id)
+                        .bind(r.org_id)
+                        .bind(&r.agent_id)
+                        .bind(&r.capability)
+                        .bind(&r.reason)
+                        .bind(&r.requested_by)
+                        .bind(r.created_at)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected()
+                            == 1)
+                    }
+                }
+            }
+
             #[async_trait::async_trait]
             impl AgentStore for super::$store {
                 async fn create_agent(&self, a: &NewAgent, audit: &AuditRecord) -> Result<Agent> {
@@ -331,7 +396,9 @@ macro_rules! impl_agent_store {
                                     == 1
                             }
                         };
-                        if fresh {
+                        if fresh && !apply_op(&mut tx, &item.op).await? {
+                            out.push(DecisionOutcome::Conflict);
+                        } else if fresh {
                             records.push(item.audit.clone());
                             out.push(DecisionOutcome::Committed);
                         } else {

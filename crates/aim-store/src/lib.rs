@@ -17,6 +17,8 @@
 //! - Lists are keyset-paginated on the UUIDv7 primary key (`id > cursor ORDER BY id LIMIT n`), so
 //!   a page costs the same at row 10 and at row 10 million.
 
+pub mod actions;
+mod actions_sql;
 pub mod agents;
 mod agents_sql;
 pub mod audit_chain;
@@ -30,6 +32,7 @@ pub mod testing;
 
 use std::sync::Arc;
 
+pub use actions::*;
 pub use agents::*;
 pub use error::{Error, Result};
 pub use model::*;

@@ -74,6 +74,9 @@ pub struct Organization {
     /// Organization setting: administrators must have TOTP enabled before using the API.
     pub require_2fa_admins: bool,
     pub created_at: i64,
+    /// `strict` (a deny is a deny; the default of new organizations) or `monitoring` (a policy
+    /// deny is allowed and alerted). Checked by the database.
+    pub enforcement_mode: String,
 }
 
 /// A human user. Emails are unique across the whole server (login takes no organization) and

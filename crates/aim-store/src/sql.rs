@@ -70,6 +70,18 @@ macro_rules! impl_store {
         #[allow(dead_code)]
         async fn append_audits_on(conn: &mut $conn, recs: &[AuditRecord]) -> Result<()> {
             use $crate::audit_chain::{chain_of, plan, ChainHead};
+            // Invalidations first: the head lock below must stay the transaction's last write.
+            let events: Vec<_> = recs.iter().filter_map($crate::actions::cache_event_of).collect();
+            for chunk in events.chunks(1000) {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO cache_events (org_id, kind, key, at) ");
+                qb.push_values(chunk, |mut b, e| {
+                    b.push_bind(e.org_id)
+                        .push_bind(e.kind.as_str())
+                        .push_bind(e.key.clone())
+                        .push_bind(e.at);
+                });
+                qb.build().execute(&mut *conn).await?;
+            }
             let mut chains: std::collections::BTreeMap<Uuid, Vec<usize>> = Default::default();
             for (i, r) in recs.iter().enumerate() {
                 chains.entry(chain_of(r.org_id)).or_default().push(i);
@@ -227,11 +239,12 @@ macro_rules! impl_store {
             admin: &NewUser,
             audit: &AuditRecord,
         ) -> Result<()> {
-            sqlx::query("INSERT INTO organizations (id, name, require_2fa_admins, created_at) VALUES ($1, $2, $3, $4)")
+            sqlx::query("INSERT INTO organizations (id, name, require_2fa_admins, created_at, enforcement_mode) VALUES ($1, $2, $3, $4, $5)")
                 .bind(org.id)
                 .bind(&org.name)
                 .bind(org.require_2fa_admins)
                 .bind(org.created_at)
+                .bind(&org.enforcement_mode)
                 .execute(&mut *conn)
                 .await?;
             insert_user(conn, admin).await?;
@@ -310,7 +323,7 @@ macro_rules! impl_store {
 
             async fn get_org(&self, id: Uuid) -> Result<Option<Organization>> {
                 Ok(sqlx::query_as::<_, Organization>(
-                    "SELECT id, name, require_2fa_admins, created_at FROM organizations WHERE id = $1",
+                    "SELECT id, name, require_2fa_admins, created_at, enforcement_mode FROM organizations WHERE id = $1",
                 )
                 .bind(id)
                 .fetch_optional(&self.pool)
@@ -321,7 +334,7 @@ macro_rules! impl_store {
                 let mut tx = self.pool.begin().await?;
                 let org = sqlx::query_as::<_, Organization>(
                     "UPDATE organizations SET require_2fa_admins = $2 WHERE id = $1 \
-                     RETURNING id, name, require_2fa_admins, created_at",
+                     RETURNING id, name, require_2fa_admins, created_at, enforcement_mode",
                 )
                 .bind(id)
                 .bind(value)

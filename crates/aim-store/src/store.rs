@@ -13,7 +13,9 @@ use crate::model::*;
 /// Methods that take an `org_id` never touch rows of another organization. Methods that take an
 /// [`AuditRecord`] write it in the same transaction as the change.
 #[async_trait::async_trait]
-pub trait Store: crate::agents::AgentStore + Send + Sync + 'static {
+pub trait Store:
+    crate::agents::AgentStore + crate::actions::ActionStore + Send + Sync + 'static
+{
     /// Backend name (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
 

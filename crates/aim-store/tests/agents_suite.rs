@@ -27,6 +27,7 @@ async fn org_with_admin(s: &dyn Store, name: &str) -> (Uuid, Uuid) {
         name: name.into(),
         require_2fa_admins: false,
         created_at: NOW,
+        enforcement_mode: "strict".into(),
     };
     let admin = NewUser {
         id: Uuid::now_v7(),
@@ -339,6 +340,7 @@ fn item(org: Uuid, agent: &str, nonce: Option<&str>, ev: &str) -> DecisionWrite 
         }),
         audit: audit(org, ev),
         replay_audit: Some(audit(org, "replayed")),
+        op: DecisionOp::None,
     }
 }
 

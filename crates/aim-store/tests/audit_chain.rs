@@ -99,6 +99,7 @@ async fn failed_append_rolls_back_the_change(a: Arc<dyn Store>, _b: Arc<dyn Stor
         name: "o".into(),
         require_2fa_admins: false,
         created_at: NOW,
+        enforcement_mode: "strict".into(),
     };
     let admin = NewUser {
         id: Uuid::now_v7(),

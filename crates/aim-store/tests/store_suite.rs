@@ -27,6 +27,7 @@ fn org(name: &str) -> Organization {
         name: name.into(),
         require_2fa_admins: false,
         created_at: NOW,
+        enforcement_mode: "strict".into(),
     }
 }
 

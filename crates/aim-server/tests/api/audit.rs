@@ -388,6 +388,7 @@ async fn other_orgs_entries_are_never_visible(ctx: Ctx) {
         name: "b".into(),
         require_2fa_admins: false,
         created_at: now,
+        enforcement_mode: "strict".into(),
     };
     let admin_b = NewUser {
         id: Uuid::now_v7(),

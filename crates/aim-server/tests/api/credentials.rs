@@ -119,6 +119,7 @@ async fn other_org_admin(ctx: &Ctx) -> String {
         name: "other".into(),
         require_2fa_admins: false,
         created_at: now,
+        enforcement_mode: "strict".into(),
     };
     let admin = NewUser {
         id: Uuid::now_v7(),

@@ -396,6 +396,7 @@ async fn every_route_with_every_role(ctx: Ctx) {
         name: "b".into(),
         require_2fa_admins: false,
         created_at: now,
+        enforcement_mode: "strict".into(),
     };
     let hash = st.hasher.hash(STRONG).await.unwrap();
     let admin_b = NewUser {

@@ -165,6 +165,7 @@ async fn organizations_see_nothing_of_each_other(ctx: Ctx) {
         name: "b".into(),
         require_2fa_admins: false,
         created_at: now,
+        enforcement_mode: "strict".into(),
     };
     let hash = st.hasher.hash(STRONG).await.unwrap();
     let admin_b = NewUser {
