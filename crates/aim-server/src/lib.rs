@@ -23,6 +23,7 @@ pub mod agent_auth;
 pub mod api_key;
 pub mod audit_log;
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod decision_writer;
 pub mod did;

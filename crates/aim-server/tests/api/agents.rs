@@ -20,30 +20,41 @@ pub fn key(label: u64) -> KeyPair {
     KeyPair::from_seed(&seed)
 }
 
-fn id_of(k: &KeyPair) -> String {
+pub fn id_of(k: &KeyPair) -> String {
     agent_id_for(&k.public().to_bytes())
 }
 
-fn fresh_nonce() -> String {
+pub fn fresh_nonce() -> String {
     use rand::Rng as _;
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     encode_base64(&bytes)
 }
 
-async fn register(ctx: &Ctx, token: &str, name: &str, k: &KeyPair) -> Value {
+pub async fn register(ctx: &Ctx, token: &str, name: &str, k: &KeyPair) -> Value {
+    register_with(ctx, token, name, k, &["files:read"]).await
+}
+
+/// Registers an agent declaring `caps`.
+pub async fn register_with(
+    ctx: &Ctx,
+    token: &str,
+    name: &str,
+    k: &KeyPair,
+    caps: &[&str],
+) -> Value {
     let (s, v) = ctx
         .post(
             "/api/v1/agents",
             Cred::Bearer(token),
-            json!({ "name": name, "publicKey": encode_base64(&k.public().to_bytes()), "capabilities": ["files:read"] }),
+            json!({ "name": name, "publicKey": encode_base64(&k.public().to_bytes()), "capabilities": caps }),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     v
 }
 
-async fn challenge(ctx: &Ctx, token: &str, id: &str) -> Challenge {
+pub async fn challenge(ctx: &Ctx, token: &str, id: &str) -> Challenge {
     let (s, v) = ctx
         .post(
             &format!("/api/v1/agents/{id}/challenge"),
@@ -55,7 +66,7 @@ async fn challenge(ctx: &Ctx, token: &str, id: &str) -> Challenge {
     serde_json::from_value(v).unwrap()
 }
 
-async fn verify(ctx: &Ctx, token: &str, id: &str, resp: &aip::Response) -> (StatusCode, Value) {
+pub async fn verify(ctx: &Ctx, token: &str, id: &str, resp: &aip::Response) -> (StatusCode, Value) {
     ctx.post(
         &format!("/api/v1/agents/{id}/verify"),
         Cred::Bearer(token),
@@ -65,8 +76,19 @@ async fn verify(ctx: &Ctx, token: &str, id: &str, resp: &aip::Response) -> (Stat
 }
 
 /// Registers and activates (challenge passed) an agent; returns its id.
-async fn active_agent(ctx: &Ctx, token: &str, name: &str, k: &KeyPair) -> String {
-    let id = register(ctx, token, name, k).await["id"]
+pub async fn active_agent(ctx: &Ctx, token: &str, name: &str, k: &KeyPair) -> String {
+    active_agent_with(ctx, token, name, k, &["files:read"]).await
+}
+
+/// Registers an agent declaring `caps` and activates it; returns its id.
+pub async fn active_agent_with(
+    ctx: &Ctx,
+    token: &str,
+    name: &str,
+    k: &KeyPair,
+    caps: &[&str],
+) -> String {
+    let id = register_with(ctx, token, name, k, caps).await["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -80,7 +102,7 @@ async fn active_agent(ctx: &Ctx, token: &str, name: &str, k: &KeyPair) -> String
 
 /// Sends a signed request. `tamper` may change the request after signing.
 #[allow(clippy::too_many_arguments)]
-async fn signed_raw(
+pub async fn signed_raw(
     ctx: &Ctx,
     base: &str,
     signer: &KeyPair,
@@ -115,6 +137,35 @@ async fn signed_raw(
     let v = resp.json::<Value>().await.unwrap_or(Value::Null);
     assert_ne!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
     (s, v)
+}
+
+/// A correctly signed request (fresh nonce, server clock) with a JSON body (none for GET).
+pub async fn signed(
+    ctx: &Ctx,
+    k: &KeyPair,
+    id: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (StatusCode, Value) {
+    let bytes = body
+        .map(|b| serde_json::to_vec(b).unwrap())
+        .unwrap_or_default();
+    let ts = ctx.ts.clock.now_secs();
+    signed_raw(
+        ctx,
+        &ctx.ts.base,
+        k,
+        id,
+        method,
+        path,
+        path,
+        &bytes,
+        &bytes,
+        ts,
+        &fresh_nonce(),
+    )
+    .await
 }
 
 async fn heartbeat(ctx: &Ctx, k: &KeyPair, id: &str) -> (StatusCode, Value) {
