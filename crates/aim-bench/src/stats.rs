@@ -1,4 +1,5 @@
-//! Latency samples, throughput, and the server's memory from `/proc/PID/status`.
+//! Latency samples, throughput, and a process's memory (`/proc/PID/status`) and CPU time
+//! (`/proc/PID/stat`).
 
 use std::time::Duration;
 
@@ -57,6 +58,26 @@ pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// User + system CPU time consumed so far by all threads of a process, in seconds (Linux).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = stat_cpu_ticks(&text)?;
+    // SAFETY: `sysconf` only reads a configuration value; it has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
+}
+
+/// `utime + stime` (fields 14 and 15, clock ticks) of a `/proc/PID/stat` line. The command name
+/// (field 2) is in parentheses and may contain spaces or `)`, so fields are counted after the
+/// **last** `)`.
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11); // field 3 (state) is index 0
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +91,27 @@ mod tests {
         assert_eq!(p.quantile_ms(0.5), 50.0);
         assert_eq!(p.quantile_ms(0.99), 99.0);
         assert_eq!(Phase::default().quantile_ms(0.5), 0.0);
+    }
+
+    #[test]
+    fn stat_cpu_fields_are_counted_after_the_command_name() {
+        let line = "1234 (we(ird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 4 0";
+        assert_eq!(stat_cpu_ticks(line), Some(325));
+        assert_eq!(stat_cpu_ticks("1234 (x) S 1 2"), None);
+        assert_eq!(stat_cpu_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn reads_own_cpu_time() {
+        if cfg!(target_os = "linux") {
+            let before = cpu_secs(std::process::id()).unwrap();
+            let t = std::time::Instant::now();
+            let mut x = 0u64;
+            while t.elapsed() < Duration::from_millis(50) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            assert!(cpu_secs(std::process::id()).unwrap() >= before);
+        }
     }
 
     #[test]

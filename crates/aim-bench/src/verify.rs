@@ -1,0 +1,617 @@
+//! `aim-bench verify`: signed action verification (`POST /api/v1/agents/{id}/actions/verify`)
+//! throughput, measured against the raw single-core Ed25519 verification rate of the same machine.
+//!
+//! Steps:
+//! 1. Raw baseline: `verify_strict` of one ed25519-dalek signature over a canonical-request-sized
+//!    message in a loop on one thread for `--raw-secs` seconds, before the load.
+//! 2. Setup: log in as the given admin, register `--agents` agents with keys generated here,
+//!    each declaring `--capability` (declared by an admin = granted), and activate each one with
+//!    the AIP challenge (`/challenge`, `aim_core::aip::respond`, `/verify`).
+//! 3. Load: `--concurrency` workers on one HTTP/1.1 keep-alive pool send signed verify requests
+//!    for `--duration` seconds. Request `i` (a counter shared by all workers) comes from agent
+//!    `i mod agents`; a `--deny-ratio` share of the requests, spread evenly, asks for
+//!    `--denied-capability` (never declared) so denials are exercised.
+//! 4. Raw baseline again, after the load, on an idle server.
+//!
+//! A decision is any 200 answer (approved, denied and pending are all decisions); everything else
+//! is an error, counted by HTTP status. The headline ratio is decisions/s ÷ the average raw
+//! verifications/s. The server must run with its rate limits off
+//! (`AIM_RATE_LIMIT_*_PER_MINUTE=0`, including `AIM_RATE_LIMIT_AGENT_ACTION_PER_MINUTE`), or the
+//! run measures 429s.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aim_core::aip;
+use aim_core::keys::{KeyPair, encode_base64};
+use aim_core::request_signing::{canonical_request, sign_request};
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::stats::{Phase, cpu_secs, rss_kib};
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Admin account that registers and activates the agents.
+    #[arg(long, default_value = "admin@localhost")]
+    pub email: String,
+    /// Its password.
+    #[arg(long, env = "AIM_BENCH_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Agents to register and activate (requests go to them round-robin).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub agents: u32,
+    /// Concurrent workers.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub duration: u64,
+    /// Share (0 to 1) of requests asking for a capability the agents were not granted.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_ratio)]
+    pub deny_ratio: f64,
+    /// Capability declared at registration (granted) and asked for by most requests.
+    #[arg(long, default_value = "files:read")]
+    pub capability: String,
+    /// Capability never declared, asked for by the `--deny-ratio` share.
+    #[arg(long, default_value = "files:write")]
+    pub denied_capability: String,
+    /// Seconds of each raw single-core Ed25519 verification measurement (before and after).
+    #[arg(long, default_value_t = 2.0, value_parser = parse_raw_secs)]
+    pub raw_secs: f64,
+    /// PID of the server process, to report its memory and CPU time (Linux).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Route to load: `verify` (the action decision) or `heartbeat` (the signed-request pipeline
+    /// alone — signature, nonce claim, audit record — as a comparison floor).
+    #[arg(long, value_enum, default_value_t = Endpoint::Verify)]
+    pub endpoint: Endpoint,
+}
+
+/// The signed route under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Endpoint {
+    /// `POST /api/v1/agents/{id}/actions/verify`
+    Verify,
+    /// `POST /api/v1/agents/{id}/heartbeat`
+    Heartbeat,
+}
+
+impl Endpoint {
+    fn suffix(self) -> &'static str {
+        match self {
+            Endpoint::Verify => "actions/verify",
+            Endpoint::Heartbeat => "heartbeat",
+        }
+    }
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0 and 1"))
+    }
+}
+
+fn parse_raw_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.1..=600.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0.1 and 600"))
+    }
+}
+
+/// Whether request number `i` asks for the ungranted capability. Over any `k` consecutive
+/// requests starting at 0, exactly `floor(k × ratio)` do, spread evenly (no bursts).
+pub fn asks_ungranted(i: u64, ratio: f64) -> bool {
+    ((i + 1) as f64 * ratio).floor() > (i as f64 * ratio).floor()
+}
+
+/// Raw single-core Ed25519 verification rate (verifications/s): `verify_strict` — what the server
+/// runs per signed request — over a 200-byte canonical request, on the calling thread, for `secs`.
+pub fn raw_verify_rate(secs: f64) -> f64 {
+    use std::hint::black_box;
+    let key = KeyPair::from_seed(&[7; 32]);
+    let msg = canonical_request(
+        "aim_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "POST",
+        "/api/v1/agents/aim_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/actions/verify",
+        1_767_225_600,
+        "AAAAAAAAAAAAAAAAAAAAAA==",
+        br#"{"capability":"files:read","resource":"file:///tmp/x","context":{"riskLevel":"low"}}"#,
+    )
+    .expect("a valid canonical request");
+    let sig = ed25519_dalek::Signature::from_bytes(&key.sign(msg.as_bytes()));
+    let vk = *key.public().as_dalek();
+    let limit = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut n = 0u64;
+    loop {
+        for _ in 0..64 {
+            let ok = black_box(&vk)
+                .verify_strict(black_box(msg.as_bytes()), black_box(&sig))
+                .is_ok();
+            assert!(ok, "the baseline signature must verify");
+        }
+        n += 64;
+        if start.elapsed() >= limit {
+            break;
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Agent {
+    id: String,
+    key: KeyPair,
+    /// `/api/v1/agents/{id}/actions/verify` (or `/heartbeat`)
+    path: String,
+}
+
+/// What one worker saw.
+#[derive(Default)]
+struct Tally {
+    /// Latency of each 200 answer, microseconds (signing excluded).
+    latencies_us: Vec<u64>,
+    /// 200 answers by their `status` member.
+    decisions: BTreeMap<String, u64>,
+    /// Non-200 answers by HTTP status; 0 = no HTTP answer (connection or body error).
+    errors: BTreeMap<u16, u64>,
+    /// First error body seen per HTTP status (diagnosis).
+    samples: BTreeMap<u16, String>,
+    /// Granted capability asked, answer other than approved; ungranted asked, answer approved.
+    unexpected_granted: u64,
+    unexpected_ungranted: u64,
+    /// Time spent building and signing requests (body hash + Ed25519 signature + headers).
+    sign: Duration,
+    signed: u64,
+}
+
+impl Tally {
+    fn merge(&mut self, o: Tally) {
+        self.latencies_us.extend(o.latencies_us);
+        for (k, v) in o.decisions {
+            *self.decisions.entry(k).or_default() += v;
+        }
+        for (k, v) in o.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        for (k, v) in o.samples {
+            self.samples.entry(k).or_insert(v);
+        }
+        self.unexpected_granted += o.unexpected_granted;
+        self.unexpected_ungranted += o.unexpected_ungranted;
+        self.sign += o.sign;
+        self.signed += o.signed;
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn fresh_nonce() -> String {
+    use rand::Rng as _;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    encode_base64(&bytes)
+}
+
+async fn expect_json(r: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    let status = r.status();
+    let text = r.text().await?;
+    if !status.is_success() {
+        bail!("{what}: HTTP {status}: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("{what}: not JSON: {text}"))
+}
+
+/// Logs in; refuses an account that must change its password first (it could not register).
+async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    email: &str,
+    pw: &str,
+) -> anyhow::Result<String> {
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({ "email": email, "password": pw }))
+        .send()
+        .await?;
+    let v = expect_json(r, "login").await?;
+    if v["passwordChangeRequired"] == Value::Bool(true) {
+        bail!(
+            "{email} must change its one-time password first (POST /api/v1/auth/change-password)"
+        );
+    }
+    v["accessToken"]
+        .as_str()
+        .map(str::to_string)
+        .context("login: no accessToken (is TOTP required for this account?)")
+}
+
+/// Registers and activates one agent through the AIP challenge.
+async fn activate_agent(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+    capability: &str,
+    endpoint: Endpoint,
+) -> anyhow::Result<Agent> {
+    let key = {
+        use rand::Rng as _;
+        let mut seed = [0u8; 32];
+        rand::rng().fill_bytes(&mut seed);
+        KeyPair::from_seed(&seed)
+    };
+    let r = http
+        .post(format!("{base}/api/v1/agents"))
+        .bearer_auth(token)
+        .json(&json!({
+            "name": name,
+            "publicKey": encode_base64(&key.public().to_bytes()),
+            "capabilities": [capability],
+        }))
+        .send()
+        .await?;
+    let v = expect_json(r, "registering an agent").await?;
+    let id = v["id"].as_str().context("no agent id")?.to_string();
+    let r = http
+        .post(format!("{base}/api/v1/agents/{id}/challenge"))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await?;
+    let c: aip::Challenge = serde_json::from_value(expect_json(r, "challenge").await?)?;
+    let resp = aip::respond(&c, &key, "key-1", chrono::Utc::now());
+    let r = http
+        .post(format!("{base}/api/v1/agents/{id}/verify"))
+        .bearer_auth(token)
+        .json(&resp)
+        .send()
+        .await?;
+    let v = expect_json(r, "AIP verify").await?;
+    if v["agent"]["status"] != "active" {
+        bail!("agent {id} not active after the challenge: {v}");
+    }
+    Ok(Agent {
+        path: format!("/api/v1/agents/{id}/{}", endpoint.suffix()),
+        id,
+        key,
+    })
+}
+
+/// One worker: signed verify requests until `deadline`.
+async fn worker(
+    http: reqwest::Client,
+    base: Arc<String>,
+    agents: Arc<Vec<Agent>>,
+    bodies: Arc<[Vec<Vec<u8>>; 2]>,
+    counter: Arc<AtomicU64>,
+    deny_ratio: f64,
+    endpoint: Endpoint,
+    deadline: Instant,
+) -> Tally {
+    let mut t = Tally::default();
+    while Instant::now() < deadline {
+        let i = counter.fetch_add(1, Ordering::Relaxed);
+        let agent = &agents[(i % agents.len() as u64) as usize];
+        let ungranted = asks_ungranted(i, deny_ratio);
+        let variants = &bodies[usize::from(ungranted)];
+        let body = &variants[(i % variants.len() as u64) as usize];
+        let s = Instant::now();
+        let headers = match sign_request(
+            &agent.key,
+            &agent.id,
+            "POST",
+            &agent.path,
+            unix_now(),
+            &fresh_nonce(),
+            body,
+        ) {
+            Ok(h) => h,
+            Err(e) => {
+                // Cannot happen with the ids and nonces made here; count it rather than panic.
+                t.samples.entry(0).or_insert_with(|| e.to_string());
+                *t.errors.entry(0).or_default() += 1;
+                continue;
+            }
+        };
+        let mut rb = http
+            .post(format!("{base}{}", agent.path))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        for (n, v) in headers {
+            rb = rb.header(n, v);
+        }
+        t.sign += s.elapsed();
+        t.signed += 1;
+        let start = Instant::now();
+        let res = match rb.send().await {
+            Ok(r) => {
+                let code = r.status().as_u16();
+                r.bytes().await.map(|b| (code, b))
+            }
+            Err(e) => Err(e),
+        };
+        let elapsed = start.elapsed();
+        match res {
+            Ok((200, bytes)) => {
+                let status = serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["status"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| "(no status)".into());
+                if endpoint == Endpoint::Verify {
+                    if ungranted && status == "approved" {
+                        t.unexpected_ungranted += 1;
+                    } else if !ungranted && status != "approved" {
+                        t.unexpected_granted += 1;
+                    }
+                }
+                *t.decisions.entry(status).or_default() += 1;
+                t.latencies_us.push(elapsed.as_micros() as u64);
+            }
+            Ok((code, bytes)) => {
+                *t.errors.entry(code).or_default() += 1;
+                t.samples.entry(code).or_insert_with(|| {
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into()
+                });
+            }
+            Err(e) => {
+                *t.errors.entry(0).or_default() += 1;
+                t.samples.entry(0).or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    t
+}
+
+/// Runs the raw baseline on a blocking thread (the runtime stays free).
+async fn raw_rate(secs: f64) -> anyhow::Result<f64> {
+    Ok(tokio::task::spawn_blocking(move || raw_verify_rate(secs)).await?)
+}
+
+pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    let base = args.server.trim_end_matches('/').to_string();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency as usize)
+        .build()?;
+    let idle_rss = args.pid.and_then(rss_kib);
+
+    let raw_before = raw_rate(args.raw_secs).await?;
+
+    let setup = Instant::now();
+    let token = login(&http, &base, &args.email, &args.password).await?;
+    let run_tag = {
+        use rand::Rng as _;
+        format!("{:08x}", rand::rng().next_u32())
+    };
+    let mut agents = Vec::with_capacity(args.agents as usize);
+    for n in 0..args.agents {
+        let name = format!("bench-{run_tag}-{n}");
+        agents.push(
+            activate_agent(&http, &base, &token, &name, &args.capability, args.endpoint)
+                .await
+                .with_context(|| format!("setting up agent {name}"))?,
+        );
+    }
+    let setup = setup.elapsed();
+
+    // Request bodies: 64 resources per capability, so requests do not all carry the same bytes.
+    let make = |cap: &str| -> Vec<Vec<u8>> {
+        if args.endpoint == Endpoint::Heartbeat {
+            return vec![b"{}".to_vec()];
+        }
+        (0..64)
+            .map(|r| {
+                serde_json::to_vec(&json!({
+                    "capability": cap,
+                    "resource": format!("file:///tmp/aim-bench/{r}"),
+                    "context": { "riskLevel": "low" },
+                }))
+                .expect("JSON")
+            })
+            .collect()
+    };
+    let bodies = Arc::new([make(&args.capability), make(&args.denied_capability)]);
+    let agents = Arc::new(agents);
+    let base = Arc::new(base);
+    let counter = Arc::new(AtomicU64::new(0));
+
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = args.pid.map(|pid| {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some((rss, _)) = rss_kib(pid) {
+                    peak.fetch_max(rss, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+    let me = std::process::id();
+    let (server_cpu0, client_cpu0) = (args.pid.and_then(cpu_secs), cpu_secs(me));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(args.duration);
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|_| {
+            tokio::spawn(worker(
+                http.clone(),
+                base.clone(),
+                agents.clone(),
+                bodies.clone(),
+                counter.clone(),
+                args.deny_ratio,
+                args.endpoint,
+                deadline,
+            ))
+        })
+        .collect();
+    let mut total = Tally::default();
+    for t in tasks {
+        total.merge(t.await?);
+    }
+    let elapsed = start.elapsed();
+    let (server_cpu1, client_cpu1) = (args.pid.and_then(cpu_secs), cpu_secs(me));
+    if let Some(s) = sampler {
+        s.abort();
+    }
+    let after_rss = args.pid.and_then(rss_kib);
+
+    let raw_after = raw_rate(args.raw_secs).await?;
+
+    // Report.
+    let ok: u64 = total.decisions.values().sum();
+    let errors: u64 = total.errors.values().sum();
+    let mut phase = Phase {
+        name: "verify",
+        ok,
+        errors,
+        elapsed,
+        latencies_us: std::mem::take(&mut total.latencies_us),
+    };
+    let secs = elapsed.as_secs_f64();
+    let rate = phase.per_sec();
+    println!(
+        "aim-bench verify: endpoint {:?}, server {}, {} agents, concurrency {}, {} s, deny ratio {}",
+        args.endpoint, args.server, args.agents, args.concurrency, args.duration, args.deny_ratio
+    );
+    println!(
+        "setup: {} agents registered and activated in {:.1} s",
+        args.agents,
+        setup.as_secs_f64()
+    );
+    println!("| decisions | errors | decisions/s | p50 ms | p90 ms | p99 ms |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {ok} | {errors} | {rate:.1} | {:.2} | {:.2} | {:.2} |",
+        phase.quantile_ms(0.50),
+        phase.quantile_ms(0.90),
+        phase.quantile_ms(0.99)
+    );
+    for (status, n) in &total.decisions {
+        println!("  {status}: {n} ({:.1}/s)", *n as f64 / secs);
+    }
+    for (code, n) in &total.errors {
+        let sample = total.samples.get(code).map(String::as_str).unwrap_or("");
+        let label = if *code == 0 {
+            "no HTTP answer".to_string()
+        } else {
+            format!("HTTP {code}")
+        };
+        println!("  error {label}: {n}  e.g. {sample}");
+    }
+    if total.unexpected_granted + total.unexpected_ungranted > 0 {
+        println!(
+            "  UNEXPECTED: {} granted asks not approved, {} ungranted asks approved",
+            total.unexpected_granted, total.unexpected_ungranted
+        );
+    }
+    let raw_min = raw_before.min(raw_after);
+    let raw_avg = (raw_before + raw_after) / 2.0;
+    println!(
+        "raw ed25519-dalek verify_strict, 1 thread: before {raw_before:.0}/s, after {raw_after:.0}/s, min {raw_min:.0}/s, avg {raw_avg:.0}/s"
+    );
+    println!(
+        "ratio decisions/s ÷ raw verifies/s: {:.3} (avg), {:.3} (min)   [target ≥ 0.5]",
+        rate / raw_avg,
+        rate / raw_min
+    );
+    if total.signed > 0 {
+        let sign_us = total.sign.as_secs_f64() * 1e6 / total.signed as f64;
+        print!("client signing: {sign_us:.1} µs per request");
+        if let (Some(c0), Some(c1)) = (client_cpu0, client_cpu1) {
+            let cpu = c1 - c0;
+            print!(
+                ", {:.1} % of the client's {:.2} CPU-s ({:.2} cores)",
+                100.0 * total.sign.as_secs_f64() / cpu.max(1e-9),
+                cpu,
+                cpu / secs
+            );
+        }
+        println!();
+    }
+    if let (Some(c0), Some(c1)) = (server_cpu0, server_cpu1) {
+        let cpu = c1 - c0;
+        println!(
+            "server CPU: {:.2} CPU-s ({:.2} cores), {:.1} µs per decision",
+            cpu,
+            cpu / secs,
+            cpu * 1e6 / ok.max(1) as f64
+        );
+    }
+    if let Some(pid) = args.pid {
+        if let Some((rss, _)) = idle_rss {
+            println!("server RSS before setup: {:.1} MiB", rss as f64 / 1024.0);
+        }
+        println!(
+            "server RSS peak sampled under load: {:.1} MiB",
+            peak.load(Ordering::Relaxed) as f64 / 1024.0
+        );
+        if let Some((rss, _)) = after_rss {
+            println!(
+                "server RSS right after load: {:.1} MiB",
+                rss as f64 / 1024.0
+            );
+        }
+        if let Some((_, hwm)) = rss_kib(pid) {
+            println!(
+                "server VmHWM (lifetime peak): {:.1} MiB",
+                hwm as f64 / 1024.0
+            );
+        }
+    }
+    if ok == 0 {
+        bail!("no decisions: every request failed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ungranted_share_is_exact_and_spread() {
+        let count = |r: f64, n: u64| (0..n).filter(|&i| asks_ungranted(i, r)).count() as u64;
+        assert_eq!(count(0.0, 1000), 0);
+        assert_eq!(count(1.0, 1000), 1000);
+        assert_eq!(count(0.25, 1000), 250);
+        assert_eq!(count(0.1, 1000), 100);
+        // Evenly spread: with 0.25, exactly every fourth request.
+        let picks: Vec<u64> = (0..12).filter(|&i| asks_ungranted(i, 0.25)).collect();
+        assert_eq!(picks, vec![3, 7, 11]);
+    }
+
+    #[test]
+    fn ratio_and_raw_secs_are_validated() {
+        assert_eq!(parse_ratio("0.2"), Ok(0.2));
+        assert_eq!(parse_ratio("0"), Ok(0.0));
+        assert_eq!(parse_ratio("1"), Ok(1.0));
+        assert!(parse_ratio("1.5").is_err());
+        assert!(parse_ratio("-0.1").is_err());
+        assert!(parse_ratio("NaN").is_err());
+        assert!(parse_ratio("x").is_err());
+        assert!(parse_raw_secs("0").is_err());
+        assert_eq!(parse_raw_secs("2"), Ok(2.0));
+    }
+
+    #[test]
+    fn raw_baseline_measures_something() {
+        let r = raw_verify_rate(0.1);
+        assert!(r > 100.0, "{r}");
+    }
+}
