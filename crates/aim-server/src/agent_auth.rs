@@ -270,25 +270,41 @@ impl FromRequest<AppState> for SignedRequest {
             .map_err(|rej| ApiError::new(rej.status(), "bad_request", rej.body_text()))?;
         let text = canonical_request(&id, &method, &path_and_query, timestamp, &nonce, &body)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let agent = state
-            .store
-            .find_agent(&id)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
         let verifies = |key: &[u8]| {
             PublicKey::from_bytes(key).is_ok_and(|k| k.verify(text.as_bytes(), &signature))
         };
-        let key = if verifies(&agent.public_key) {
-            SigningKey::Current
-        } else if agent.grace_key(now).is_some_and(verifies) {
-            SigningKey::Previous
-        } else {
+        let which = |agent: &Agent| {
+            if verifies(&agent.public_key) {
+                Some(SigningKey::Current)
+            } else if agent.grace_key(now).is_some_and(verifies) {
+                Some(SigningKey::Previous)
+            } else {
+                None
+            }
+        };
+        let mut agent = state
+            .authz
+            .agent(&*state.store, &id)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        let mut key = which(&agent);
+        if key.is_none() {
+            // The cached row may predate a key rotation made on another replica.
+            agent = state
+                .authz
+                .reload_agent(&*state.store, &id)
+                .await?
+                .ok_or_else(ApiError::unauthorized)?;
+            key = which(&agent);
+        }
+        let Some(key) = key else {
             return Err(refuse(
                 StatusCode::UNAUTHORIZED,
                 "invalid_signature",
                 "the signature does not verify under the agent's key (see docs/agents.md for the signed string)",
             ));
         };
+        let agent = Agent::clone(&agent);
         match agent.status {
             AgentStatus::Active => {}
             AgentStatus::Pending => {

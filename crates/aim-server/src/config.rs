@@ -90,9 +90,44 @@ pub struct Config {
     pub decision_batch_max: u32,
     /// Transport security, rate limits and metrics access (`docs/operations.md`).
     pub ops: OpsConfig,
+    /// Action verification: approvals, trust thresholds, agent rate limit, caches (`docs/agents.md`).
+    pub decisions: DecisionConfig,
     /// Validity of an ATX credential issued by `GET /api/v1/agents/{id}/credential`
     /// (`credential_ttl_secs`, `AIM_CREDENTIAL_TTL_SECS`), 60 to 31 536 000. Default 86 400 (24 h).
     pub credential_ttl_secs: u64,
+}
+
+/// Settings of the action-verification path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionConfig {
+    /// Verifications per agent and capability per minute (0 = unlimited).
+    pub rate_limit_agent_action_per_minute: u32,
+    /// How long a `pending` decision waits for a human before it expires.
+    pub approval_timeout_secs: u64,
+    /// How long an `approved` decision may be acted on (and its outcome reported).
+    pub approval_validity_secs: u64,
+    /// Minimum trust score (0–100) per risk level: low, medium, high, critical.
+    pub trust_thresholds: [u32; 4],
+    /// How often each replica applies the invalidation log to its caches.
+    pub cache_sync_interval_ms: u64,
+    /// Longest time an agent row stays cached without being re-read.
+    pub agent_cache_ttl_secs: u64,
+    /// Most agent rows cached per process.
+    pub agent_cache_capacity: u32,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        DecisionConfig {
+            rate_limit_agent_action_per_minute: 600,
+            approval_timeout_secs: 900,
+            approval_validity_secs: 300,
+            trust_thresholds: [0, 25, 50, 75],
+            cache_sync_interval_ms: 500,
+            agent_cache_ttl_secs: 60,
+            agent_cache_capacity: 100_000,
+        }
+    }
 }
 
 /// Operations settings: TLS, rate limits, trusted proxies, metrics access.
@@ -176,6 +211,16 @@ pub struct FileConfig {
     pub rate_limit_credential_per_minute: Option<u32>,
     pub rate_limit_login_per_minute: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub rate_limit_agent_action_per_minute: Option<u32>,
+    pub approval_timeout_secs: Option<u64>,
+    pub approval_validity_secs: Option<u64>,
+    pub trust_threshold_low: Option<u32>,
+    pub trust_threshold_medium: Option<u32>,
+    pub trust_threshold_high: Option<u32>,
+    pub trust_threshold_critical: Option<u32>,
+    pub cache_sync_interval_ms: Option<u64>,
+    pub agent_cache_ttl_secs: Option<u64>,
+    pub agent_cache_capacity: Option<u32>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -302,8 +347,72 @@ impl Config {
             trusted_proxies: crate::client_ip::parse_cidrs(&proxies)?,
             metrics_token: e("AIM_METRICS_TOKEN").map(SecretString::from),
         };
+        let d = DecisionConfig::default();
+        let threshold = |key: &str, file_v: Option<u32>, default: u32| -> Result<u32, Error> {
+            let v = small(key, file_v, default)?;
+            if v > 100 {
+                return Err(Error::Config(format!("{key}={v}: a trust score is 0-100")));
+            }
+            Ok(v)
+        };
+        let decisions = DecisionConfig {
+            rate_limit_agent_action_per_minute: small(
+                "AIM_RATE_LIMIT_AGENT_ACTION_PER_MINUTE",
+                file.rate_limit_agent_action_per_minute,
+                d.rate_limit_agent_action_per_minute,
+            )?,
+            approval_timeout_secs: num(
+                "AIM_APPROVAL_TIMEOUT_SECS",
+                file.approval_timeout_secs,
+                d.approval_timeout_secs,
+            )?,
+            approval_validity_secs: num(
+                "AIM_APPROVAL_VALIDITY_SECS",
+                file.approval_validity_secs,
+                d.approval_validity_secs,
+            )?,
+            trust_thresholds: [
+                threshold(
+                    "AIM_TRUST_THRESHOLD_LOW",
+                    file.trust_threshold_low,
+                    d.trust_thresholds[0],
+                )?,
+                threshold(
+                    "AIM_TRUST_THRESHOLD_MEDIUM",
+                    file.trust_threshold_medium,
+                    d.trust_thresholds[1],
+                )?,
+                threshold(
+                    "AIM_TRUST_THRESHOLD_HIGH",
+                    file.trust_threshold_high,
+                    d.trust_thresholds[2],
+                )?,
+                threshold(
+                    "AIM_TRUST_THRESHOLD_CRITICAL",
+                    file.trust_threshold_critical,
+                    d.trust_thresholds[3],
+                )?,
+            ],
+            cache_sync_interval_ms: num(
+                "AIM_CACHE_SYNC_INTERVAL_MS",
+                file.cache_sync_interval_ms,
+                d.cache_sync_interval_ms,
+            )?
+            .max(10),
+            agent_cache_ttl_secs: num(
+                "AIM_AGENT_CACHE_TTL_SECS",
+                file.agent_cache_ttl_secs,
+                d.agent_cache_ttl_secs,
+            )?,
+            agent_cache_capacity: small(
+                "AIM_AGENT_CACHE_CAPACITY",
+                file.agent_cache_capacity,
+                d.agent_cache_capacity,
+            )?,
+        };
         let cfg = Config {
             ops,
+            decisions,
             listen,
             database_url: flags
                 .database_url

@@ -72,6 +72,7 @@ pub struct Server {
     task: JoinHandle<Result<(), Error>>,
     rotation: JoinHandle<()>,
     checkpointer: JoinHandle<()>,
+    decisions: JoinHandle<()>,
     /// Whether the server speaks TLS (`https://`).
     pub tls: bool,
 }
@@ -84,6 +85,8 @@ impl Server {
         }
         self.rotation.abort();
         self.checkpointer.abort();
+        self.decisions.abort();
+        self.decisions.abort();
         let res = (&mut self.task)
             .await
             .map_err(|e| Error::Io(format!("server task: {e}")))?;
@@ -98,6 +101,7 @@ impl Server {
             .map_err(|e| Error::Io(format!("server task: {e}")));
         self.rotation.abort();
         self.checkpointer.abort();
+        self.decisions.abort();
         res?
     }
 }
@@ -129,7 +133,9 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
     let writer =
         decision_writer::DecisionWriter::spawn(store.clone(), config.decision_batch_max as usize);
     let config_ops = config.ops.clone();
+    let authz = Arc::new(authz::Authz::new(&config.decisions));
     let state = AppState {
+        authz,
         config: Arc::new(config),
         writer,
         store,
@@ -287,6 +293,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, 
         }
     });
     let checkpointer = audit_log::spawn_checkpointer(state.clone());
+    let decisions = authz::spawn_sync(state.clone());
     tracing::info!(%addr, scheme, store = state.store.backend(), "AIM server listening");
     Ok(Server {
         addr,
@@ -295,6 +302,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, 
         task,
         rotation,
         checkpointer,
+        decisions,
         tls,
     })
 }

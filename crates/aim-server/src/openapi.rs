@@ -837,6 +837,73 @@ fn agent_trust() {}
         (status = 409, description = "Agent not active, never verified, or trust unscored", body = ErrorBody)))]
 fn agent_credential() {}
 
+#[utoipa::path(post, path = "/api/v1/agents/{id}/actions/verify", tag = "actions", security(("agentSignature" = [])),
+    params(("id" = String, Path, description = "Agent id (must equal X-AIM-Agent-Id)")),
+    request_body(content = Object, description = "{capability, resource, context?: {riskLevel?, mcpServer?, …}}"),
+    responses(
+        (status = 200, description = "The decision {id, status: approved|denied|pending, reason, reasonCodes, matchedPolicies, approvers, obligations, policyVersion, enforcementMode, alert, riskLevel, trustScore, trustThreshold, expiresAt}; a denial is a 200 too", content_type = "application/json"),
+        (status = 400, description = "Malformed capability, resource, context or signing headers", body = ErrorBody),
+        (status = 401, description = "Bad signature, unknown agent, stale timestamp, replayed nonce", body = ErrorBody),
+        (status = 403, description = "Agent pending, suspended or revoked, or id mismatch", body = ErrorBody),
+        (status = 429, description = "Rate limited (recorded as a denial; Retry-After)", content_type = "application/json")))]
+fn verify_action() {}
+
+#[utoipa::path(get, path = "/api/v1/agents/{id}/actions/{action_id}", tag = "actions", security(("agentSignature" = [])),
+    params(("id" = String, Path, description = "Agent id"), ("action_id" = String, Path, description = "Decision id")),
+    responses(
+        (status = 200, description = "The decision as it is now (a pending one past its deadline reads expired)", content_type = "application/json"),
+        (status = 401, description = "Bad signature or replay", body = ErrorBody),
+        (status = 404, description = "No such decision of this agent", body = ErrorBody)))]
+fn agent_get_action() {}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/actions/{action_id}/result", tag = "actions", security(("agentSignature" = [])),
+    params(("id" = String, Path, description = "Agent id"), ("action_id" = String, Path, description = "Decision id")),
+    request_body(content = Object, description = "{result: success|failure, detail?}"),
+    responses(
+        (status = 200, description = "Recorded; the decision with its result", content_type = "application/json"),
+        (status = 400, description = "Malformed result", body = ErrorBody),
+        (status = 404, description = "No such decision of this agent", body = ErrorBody),
+        (status = 409, description = "Not approved, or already reported", body = ErrorBody)))]
+fn report_action_result() {}
+
+#[utoipa::path(get, path = "/api/v1/actions", tag = "actions", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("status" = Option<String>, Query, description = "approved|denied|pending|expired"),
+        ("agentId" = Option<String>, Query, description = "Only this agent's decisions"),
+        ("before" = Option<String>, Query, description = "Keyset cursor (the `next` of the previous page)"),
+        ("limit" = Option<u32>, Query, description = "1-500, default 100")),
+    responses(
+        (status = 200, description = "{actions: [...], next} newest first", content_type = "application/json"),
+        (status = 400, description = "Bad filter", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody)))]
+fn list_actions() {}
+
+#[utoipa::path(get, path = "/api/v1/actions/{id}", tag = "actions", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Decision id")),
+    responses(
+        (status = 200, description = "The decision", content_type = "application/json"),
+        (status = 404, description = "No such decision in the organization", body = ErrorBody)))]
+fn get_action() {}
+
+#[utoipa::path(post, path = "/api/v1/actions/{id}/approve", tag = "actions", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Decision id")),
+    request_body(content = Object, description = "{note?}"),
+    responses(
+        (status = 200, description = "Approved; usable until expiresAt", content_type = "application/json"),
+        (status = 403, description = "Role too low, the agent's owner (separation of duties), or not a listed approver", body = ErrorBody),
+        (status = 404, description = "No such decision", body = ErrorBody),
+        (status = 409, description = "Not pending, or the approval deadline passed", body = ErrorBody)))]
+fn approve_action() {}
+
+#[utoipa::path(post, path = "/api/v1/actions/{id}/deny", tag = "actions", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Decision id")),
+    request_body(content = Object, description = "{note?}"),
+    responses(
+        (status = 200, description = "Denied", content_type = "application/json"),
+        (status = 403, description = "Role too low, the agent's owner, or not a listed approver", body = ErrorBody),
+        (status = 404, description = "No such decision", body = ErrorBody),
+        (status = 409, description = "Not pending, or the deadline passed", body = ErrorBody)))]
+fn deny_action() {}
+
 #[utoipa::path(get, path = "/metrics", tag = "operations", security((), ("bearerAuth" = [])),
     responses(
         (status = 200, description = "Prometheus text format (loopback peers, or the AIM_METRICS_TOKEN bearer)", content_type = "text/plain"),
@@ -894,6 +961,8 @@ impl Modify for SecuritySchemes {
         list_agents, register_agent, get_agent, suspend_agent, activate_agent, revoke_agent,
         challenge_agent, verify_agent, agent_heartbeat, agent_rotate_key, agent_did_document,
         well_known_aip, metrics, agent_trust, agent_credential,
+        verify_action, agent_get_action, report_action_result, list_actions, get_action,
+        approve_action, deny_action,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -904,6 +973,7 @@ impl Modify for SecuritySchemes {
         (name = "api-keys", description = "aim_live_ API keys"),
         (name = "audit", description = "The organization's verifiable log: entries, verification, checkpoints, RFC 9162 proofs"),
         (name = "agents", description = "Agent registration, lifecycle, AIP challenge-response, signed requests, DIDs"),
+        (name = "actions", description = "Action verification, human approvals, outcome reports"),
         (name = "operations", description = "Health, readiness, this document"),
     )
 )]

@@ -49,6 +49,10 @@ pub enum Action {
     AgentsVerify,
     AgentsTrust,
     AgentsCredential,
+    ActionsList,
+    ActionsRead,
+    ActionsApprove,
+    ActionsDeny,
 }
 
 use Role::{Admin, Manager, Member, Viewer};
@@ -170,6 +174,22 @@ pub const PERMISSIONS: &[(Action, &str, &str, &[Role])] = &[
         "/api/v1/agents/{id}/credential",
         WRITERS,
     ),
+    // Action decisions: every role reads; managers and admins decide pending ones (never the
+    // agent's owner, and only a listed approver when the policy names any: docs/agents.md).
+    (Action::ActionsList, "GET", "/api/v1/actions", ALL),
+    (Action::ActionsRead, "GET", "/api/v1/actions/{id}", ALL),
+    (
+        Action::ActionsApprove,
+        "POST",
+        "/api/v1/actions/{id}/approve",
+        MANAGERS,
+    ),
+    (
+        Action::ActionsDeny,
+        "POST",
+        "/api/v1/actions/{id}/deny",
+        MANAGERS,
+    ),
 ];
 
 impl Action {
@@ -230,7 +250,7 @@ mod tests {
             assert!(seen.insert(*a), "{a:?} twice");
             assert!(!a.roles().is_empty());
         }
-        assert_eq!(seen.len(), 33);
+        assert_eq!(seen.len(), 37);
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct AppState {
     pub limits: Arc<crate::ratelimit::RateLimits>,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Caches and limiters of the decision path.
+    pub authz: Arc<crate::authz::Authz>,
 }
 
 impl AppState {

@@ -140,6 +140,10 @@ pub struct ActionDecision {
     pub reason: String,
     #[sqlx(try_from = "String")]
     pub matched_policies: JsonStrings,
+    /// Who may approve a pending decision (from the policy's `@approvers`; empty = any manager or
+    /// admin other than the agent's owner).
+    #[sqlx(try_from = "String")]
+    pub approvers: JsonStrings,
     pub policy_version: String,
     pub created_at: i64,
     /// Approval deadline of a pending decision; end of validity of an approved one.

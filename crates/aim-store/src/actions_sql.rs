@@ -4,7 +4,7 @@
 macro_rules! action_cols {
     () => {
         "id, org_id, agent_id, capability, resource, context, risk_level, status, reason, \
-         matched_policies, policy_version, created_at, expires_at, decided_by, decided_at, result, \
+         matched_policies, approvers, policy_version, created_at, expires_at, decided_by, decided_at, result, \
          result_at, result_detail"
     };
 }

@@ -43,8 +43,8 @@ macro_rules! impl_agent_store {
                     DecisionOp::InsertAction(a) => {
                         sqlx::query(
                             "INSERT INTO action_decisions (id, org_id, agent_id, capability, resource, context, \
-                             risk_level, status, reason, matched_policies, policy_version, created_at, expires_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                             risk_level, status, reason, matched_policies, approvers, policy_version, created_at, expires_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                         )
                         .bind(a.id)
                         .bind(a.org_id)
@@ -56,6 +56,7 @@ macro_rules! impl_agent_store {
                         .bind(a.status.as_str())
                         .bind(&a.reason)
                         .bind(a.matched_policies.to_json())
+                        .bind(a.approvers.to_json())
                         .bind(&a.policy_version)
                         .bind(a.created_at)
                         .bind(a.expires_at)

@@ -1,5 +1,6 @@
 //! HTTP routes. Each handler: extract + authorize → work → persist through the store → respond.
 
+pub mod actions;
 pub mod agents;
 pub mod api_keys;
 pub mod audit;
@@ -76,9 +77,26 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/agents/{id}/credential",
             get(credentials::get_credential),
         )
+        .route("/api/v1/agents/{id}/actions/verify", post(actions::verify))
+        .route(
+            "/api/v1/agents/{id}/actions/{action_id}",
+            get(actions::agent_get),
+        )
+        .route(
+            "/api/v1/agents/{id}/actions/{action_id}/result",
+            post(actions::report_result),
+        )
+        .route("/api/v1/actions", get(actions::list))
+        .route("/api/v1/actions/{id}", get(actions::get_one))
+        .route("/api/v1/actions/{id}/approve", post(actions::approve))
+        .route("/api/v1/actions/{id}/deny", post(actions::deny))
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .route("/metrics", get(crate::metrics::handler))
         // Operations layers. `route_layer`s see the matched route and cover every route above.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::authz::sync_after_change,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::ratelimit::by_address,

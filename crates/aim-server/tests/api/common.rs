@@ -107,6 +107,50 @@ impl Ctx {
         self.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await.0
     }
 
+    /// Creates a user with `role` and returns its access token.
+    pub async fn user_token(&self, admin: &str, email: &str, role: &str) -> String {
+        self.user(admin, email, role).await;
+        self.tokens(email, STRONG).await.0
+    }
+
+    /// Provisions a second organization (through the store) and returns its admin's token.
+    pub async fn other_org_admin(&self) -> String {
+        use aim_store::{AuditRecord, NewUser, Organization, Role};
+        let st = &self.ts.server.state;
+        let now = st.now_ms();
+        let org = Organization {
+            id: uuid::Uuid::now_v7(),
+            name: "other".into(),
+            require_2fa_admins: false,
+            created_at: now,
+            enforcement_mode: "strict".into(),
+        };
+        let admin = NewUser {
+            id: uuid::Uuid::now_v7(),
+            org_id: org.id,
+            email: "admin@other.test".into(),
+            password_hash: st.hasher.hash(STRONG).await.unwrap(),
+            role: Role::Admin,
+            must_change_password: false,
+            created_by: None,
+            created_at: now,
+        };
+        let audit = AuditRecord {
+            org_id: Some(org.id),
+            at: now,
+            event_type: "org.created".into(),
+            actor: "system".into(),
+            subject: None,
+            payload: json!({}),
+            client_addr: None,
+        };
+        st.store
+            .create_org_with_admin(&org, &admin, &audit)
+            .await
+            .unwrap();
+        self.tokens("admin@other.test", STRONG).await.0
+    }
+
     /// Creates a user with a known strong password; returns its id.
     pub async fn user(&self, admin: &str, email: &str, role: &str) -> String {
         let (s, v) = self

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod actions;
 mod agents;
 mod api_keys;
 mod audit;

@@ -31,6 +31,9 @@ const PUBLIC: &[(&str, &str)] = &[
     // Authenticated by the agent's request signature, not by a user credential.
     ("POST", "/api/v1/agents/{id}/heartbeat"),
     ("POST", "/api/v1/agents/{id}/rotate-key"),
+    ("POST", "/api/v1/agents/{id}/actions/verify"),
+    ("GET", "/api/v1/agents/{id}/actions/{action_id}"),
+    ("POST", "/api/v1/agents/{id}/actions/{action_id}/result"),
 ];
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];

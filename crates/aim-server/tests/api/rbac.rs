@@ -37,7 +37,12 @@ enum Target {
     /// The template followed by this query string.
     Query(&'static str),
     ManagerAgent,
+    /// `{id}` replaced by this fixed value.
+    Fixed(&'static str),
 }
+
+/// A well-formed decision id that names nothing.
+const NO_SUCH_ACTION: &str = "01900000-0000-7000-8000-000000000000";
 
 /// A fresh agent registration body per call (distinct key and name).
 fn agent_body(n: usize) -> Option<Value> {
@@ -326,6 +331,40 @@ fn table() -> Vec<Row> {
             [403, 403, 409, 409],
             404,
         ),
+        // Action decisions: everyone lists and reads (no such decision: 404); managers and
+        // admins reach the lookup of approve/deny (404).
+        r(
+            Method::GET,
+            "/api/v1/actions",
+            None,
+            none,
+            [200, 200, 200, 200],
+            200,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/actions/{id}",
+            Fixed(NO_SUCH_ACTION),
+            none,
+            [404, 404, 404, 404],
+            404,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/actions/{id}/approve",
+            Fixed(NO_SUCH_ACTION),
+            empty,
+            [403, 403, 404, 404],
+            404,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/actions/{id}/deny",
+            Fixed(NO_SUCH_ACTION),
+            empty,
+            [403, 403, 404, 404],
+            404,
+        ),
         // Last of the agent rows: the manager revokes, then the admin finds it revoked.
         r(
             Method::POST,
@@ -461,6 +500,7 @@ async fn every_route_with_every_role(ctx: Ctx) {
             Target::ManagerKey => row.template.replace("{id}", &manager_key),
             Target::Query(q) => format!("{}{q}", row.template),
             Target::ManagerAgent => row.template.replace("{id}", &manager_agent),
+            Target::Fixed(v) => row.template.replace("{id}", v),
         };
         // No credentials: always 401.
         n += 1;

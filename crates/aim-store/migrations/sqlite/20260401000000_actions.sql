@@ -20,6 +20,7 @@ CREATE TABLE action_decisions (
     status           TEXT NOT NULL CHECK (status IN ('approved', 'denied', 'pending', 'expired')),
     reason           TEXT NOT NULL,
     matched_policies TEXT NOT NULL,
+    approvers        TEXT NOT NULL,
     policy_version   TEXT NOT NULL,
     created_at       INTEGER NOT NULL,
     expires_at       INTEGER NOT NULL,
