@@ -135,7 +135,10 @@ pub fn activity_of(rec: &AuditRecord) -> Vec<ActivityDelta> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    let subject = rec.subject.as_deref().and_then(|s| s.strip_prefix("agent:"));
+    let subject = rec
+        .subject
+        .as_deref()
+        .and_then(|s| s.strip_prefix("agent:"));
     let actor = rec
         .actor
         .strip_prefix("agent:")
@@ -157,13 +160,11 @@ pub fn activity_of(rec: &AuditRecord) -> Vec<ActivityDelta> {
                 d.decisions = 1;
                 d.violations = i64::from(is_violation(&rec.payload));
             }
-            "agent.action.result" => {
-                match rec.payload.get("result").and_then(|r| r.as_str()) {
-                    Some("success") => d.results_ok = 1,
-                    Some("failure") => d.results_failed = 1,
-                    _ => {}
-                }
-            }
+            "agent.action.result" => match rec.payload.get("result").and_then(|r| r.as_str()) {
+                Some("success") => d.results_ok = 1,
+                Some("failure") => d.results_failed = 1,
+                _ => {}
+            },
             _ => {}
         }
         if actor == Some(agent) {
@@ -308,7 +309,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rec(ev: &str, actor: &str, subject: Option<&str>, payload: serde_json::Value) -> AuditRecord {
+    fn rec(
+        ev: &str,
+        actor: &str,
+        subject: Option<&str>,
+        payload: serde_json::Value,
+    ) -> AuditRecord {
         AuditRecord {
             org_id: Some(Uuid::nil()),
             at: 3 * DAY_MS + 5,
@@ -328,7 +334,12 @@ mod tests {
 
     #[test]
     fn records_without_org_or_agent_count_nothing() {
-        let mut r = rec("agent.challenge.passed", "user:u", Some("agent:a"), json!({}));
+        let mut r = rec(
+            "agent.challenge.passed",
+            "user:u",
+            Some("agent:a"),
+            json!({}),
+        );
         r.org_id = None;
         assert!(activity_of(&r).is_empty());
         let r = rec("user.created", "user:u", Some("user:v"), json!({}));
@@ -340,16 +351,31 @@ mod tests {
 
     #[test]
     fn proofs_and_failures() {
-        let d = one(&rec("agent.challenge.passed", "user:u", Some("agent:a"), json!({})));
+        let d = one(&rec(
+            "agent.challenge.passed",
+            "user:u",
+            Some("agent:a"),
+            json!({}),
+        ));
         assert_eq!((d.key_proofs, d.challenges_passed), (1, 1));
         assert_eq!(d.last_key_proof_at, Some(3 * DAY_MS + 5));
         assert_eq!(d.day, 3);
         assert_eq!(d.agent_id, "a");
         assert_eq!(d.last_activity_at, None, "the user acted, not the agent");
-        let d = one(&rec("agent.key.rotated", "agent:a", Some("agent:a"), json!({})));
+        let d = one(&rec(
+            "agent.key.rotated",
+            "agent:a",
+            Some("agent:a"),
+            json!({}),
+        ));
         assert_eq!((d.key_proofs, d.challenges_passed), (1, 0));
         assert_eq!(d.last_activity_at, Some(3 * DAY_MS + 5));
-        let d = one(&rec("agent.challenge.failed", "user:u", Some("agent:a"), json!({})));
+        let d = one(&rec(
+            "agent.challenge.failed",
+            "user:u",
+            Some("agent:a"),
+            json!({}),
+        ));
         assert_eq!((d.key_proofs, d.key_proof_failures), (0, 1));
         assert_eq!(d.last_key_proof_at, None);
     }
@@ -370,7 +396,10 @@ mod tests {
         assert_eq!(v("pending", json!([])), 0);
         assert_eq!(v("denied", json!(["NO_GRANT"])), 1);
         assert_eq!(v("denied", json!(["FORBIDDEN_BY_POLICY"])), 1);
-        assert_eq!(v("denied", json!(["RATE_LIMITED", "NO_MATCHING_PERMIT"])), 1);
+        assert_eq!(
+            v("denied", json!(["RATE_LIMITED", "NO_MATCHING_PERMIT"])),
+            1
+        );
         assert_eq!(v("denied", json!(["RATE_LIMITED"])), 0);
         assert_eq!(v("denied", json!(["TRUST_TOO_LOW"])), 0);
         assert_eq!(v("denied", json!("NO_GRANT")), 0, "not an array");
@@ -408,7 +437,12 @@ mod tests {
         assert_eq!((v[1].agent_id.as_str(), v[1].decisions), ("b", 0));
         assert_eq!(v[1].last_activity_at, Some(3 * DAY_MS + 5));
         // A replay is not the agent acting.
-        let r = rec("agent.request.replayed", "agent:a", Some("agent:a"), json!({}));
+        let r = rec(
+            "agent.request.replayed",
+            "agent:a",
+            Some("agent:a"),
+            json!({}),
+        );
         assert!(activity_of(&r).is_empty());
         // Acting with no agent subject (e.g. a heartbeat about nothing).
         let v = activity_of(&rec("agent.heartbeat", "agent:b", None, json!({})));
@@ -418,12 +452,32 @@ mod tests {
 
     #[test]
     fn batches_aggregate_per_agent_and_day() {
-        let mut late = rec("agent.challenge.failed", "user:u", Some("agent:a"), json!({}));
+        let mut late = rec(
+            "agent.challenge.failed",
+            "user:u",
+            Some("agent:a"),
+            json!({}),
+        );
         late.at += DAY_MS;
         let batch = vec![
-            rec("agent.challenge.failed", "user:u", Some("agent:b"), json!({})),
-            rec("agent.challenge.failed", "user:u", Some("agent:a"), json!({})),
-            rec("agent.challenge.failed", "user:u", Some("agent:a"), json!({})),
+            rec(
+                "agent.challenge.failed",
+                "user:u",
+                Some("agent:b"),
+                json!({}),
+            ),
+            rec(
+                "agent.challenge.failed",
+                "user:u",
+                Some("agent:a"),
+                json!({}),
+            ),
+            rec(
+                "agent.challenge.failed",
+                "user:u",
+                Some("agent:a"),
+                json!({}),
+            ),
             late,
             rec("agent.heartbeat", "agent:a", Some("agent:a"), json!({})),
         ];

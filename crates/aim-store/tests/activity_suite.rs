@@ -85,9 +85,27 @@ async fn counters_commit_and_roll_back_with_their_events(s: &dyn Store) {
     s.append_audits(&[
         ev(a, NOW - 5, "agent.challenge.passed", "user:u", "aim_x"),
         ev(a, NOW, "agent.challenge.failed", "user:u", "aim_x"),
-        ev(a, NOW - 10 * DAY, "agent.challenge.failed", "user:u", "aim_x"),
-        ev(a, NOW - 40 * DAY, "agent.challenge.failed", "user:u", "aim_x"),
-        ev(a, NOW - 60 * DAY, "agent.challenge.passed", "user:u", "aim_x"),
+        ev(
+            a,
+            NOW - 10 * DAY,
+            "agent.challenge.failed",
+            "user:u",
+            "aim_x",
+        ),
+        ev(
+            a,
+            NOW - 40 * DAY,
+            "agent.challenge.failed",
+            "user:u",
+            "aim_x",
+        ),
+        ev(
+            a,
+            NOW - 60 * DAY,
+            "agent.challenge.passed",
+            "user:u",
+            "aim_x",
+        ),
         ev(a, NOW - 3, "agent.heartbeat", "agent:aim_x", "aim_x"),
         ev(a, NOW, "agent.challenge.failed", "user:u", "aim_y"),
     ])
@@ -95,7 +113,10 @@ async fn counters_commit_and_roll_back_with_their_events(s: &dyn Store) {
     .unwrap();
     let e = s.activity_evidence(a, "aim_x", &windows()).await.unwrap();
     assert_eq!(e.key_proofs_30d, 1);
-    assert_eq!(e.key_proof_failures_30d, 2, "the 40-day-old failure is outside");
+    assert_eq!(
+        e.key_proof_failures_30d, 2,
+        "the 40-day-old failure is outside"
+    );
     assert_eq!(e.challenges_passed_90d, 2);
     assert_eq!(e.last_key_proof_at, Some(NOW - 5));
     assert_eq!(e.last_activity_at, Some(NOW - 3));
@@ -145,9 +166,15 @@ async fn history_pages_newest_first(s: &dyn Store) {
             .unwrap();
         ids.push(c.id);
     }
-    assert_eq!(s.last_trust_change(a, "aim_x").await.unwrap().unwrap().id, ids[4]);
+    assert_eq!(
+        s.last_trust_change(a, "aim_x").await.unwrap().unwrap().id,
+        ids[4]
+    );
     let p1 = s.list_trust_history(a, "aim_x", None, 2).await.unwrap();
-    assert_eq!(p1.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[4], ids[3]]);
+    assert_eq!(
+        p1.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![ids[4], ids[3]]
+    );
     let p2 = s
         .list_trust_history(a, "aim_x", Some(ids[3]), 500)
         .await
@@ -159,12 +186,25 @@ async fn history_pages_newest_first(s: &dyn Store) {
     assert_eq!(p2[2].previous_score, None);
     // Scoped by organization and agent.
     let other = org(s, "h2").await;
-    assert!(s.list_trust_history(other, "aim_x", None, 10).await.unwrap().is_empty());
-    assert!(s.list_trust_history(a, "aim_y", None, 10).await.unwrap().is_empty());
+    assert!(
+        s.list_trust_history(other, "aim_x", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.list_trust_history(a, "aim_y", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The audit chains exist for both organizations.
     let orgs = s.list_audit_chain_orgs(None, 1000).await.unwrap();
     assert!(orgs.contains(&a) && orgs.contains(&other));
-    let after = s.list_audit_chain_orgs(Some(a.max(other)), 1000).await.unwrap();
+    let after = s
+        .list_audit_chain_orgs(Some(a.max(other)), 1000)
+        .await
+        .unwrap();
     assert!(!after.contains(&a) && !after.contains(&other));
 }
 

@@ -12,4 +12,5 @@ mod openapi;
 mod ops;
 mod rbac;
 mod totp;
+mod trust;
 mod users;
