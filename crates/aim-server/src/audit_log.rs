@@ -11,20 +11,30 @@
 //!   `audit_checkpoint_every` entries not covered by a checkpoint, or when entries were added and
 //!   the newest checkpoint is `audit_checkpoint_interval_secs` old (checked by a background task
 //!   every second), and on demand (`GET /api/v1/audit/checkpoint`).
+//! - **Incremental verification** ([`ChainStates`]): before it signs, the checkpointer verifies
+//!   the entries appended since the last verified size (hashes, `seq`, links, and that the
+//!   verified entries' Merkle root equals the head's) and signs exactly the tree it verified — it
+//!   never signs a tree it did not verify. The verifier state (O(log n) per organization) stays
+//!   in memory; a process start verifies every chain from 0 once in the background
+//!   (the first thing [`spawn_checkpointer`] does). [`AppState::chain_intact`] reports the result (`None`
+//!   until a chain was verified once); a chain found broken stays broken for the life of the
+//!   process. Entries already verified are not re-read, so a later edit of such a row is found
+//!   by the next process start or by `GET /api/v1/audit/verify` (full pass), not here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use aim_core::audit::Checkpoint;
-use aim_store::{OrgKeyRow, StoredCheckpoint};
+use aim_core::audit::{ChainVerifier, Checkpoint};
+use aim_store::{OrgKeyRow, StoredCheckpoint, audit_chain};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::error::Error;
+use crate::error::{ApiError, Error};
 use crate::secrets::random_bytes;
 use crate::state::AppState;
 
@@ -81,7 +91,148 @@ fn open_row(state: &AppState, row: &OrgKeyRow) -> Result<OrgSigningKey, Error> {
     })
 }
 
+/// Rows read per page when verifying.
+const VERIFY_PAGE: u32 = 1000;
+
+const UNKNOWN: u8 = 0;
+const INTACT: u8 = 1;
+const BROKEN: u8 = 2;
+
+/// One organization's verification state.
+struct OrgChain {
+    /// [`UNKNOWN`] until the first verification, then [`INTACT`] or [`BROKEN`] (final).
+    intact: AtomicU8,
+    /// The verifier over the prefix verified so far; one verification at a time per chain.
+    verifier: Mutex<ChainVerifier>,
+}
+
+/// Incremental verifiers of the organizations' chains (see the module docs).
+#[derive(Default)]
+pub struct ChainStates {
+    orgs: std::sync::Mutex<HashMap<Uuid, Arc<OrgChain>>>,
+    /// Audit rows read by verification since the process started (observability and tests).
+    rows_read: AtomicU64,
+}
+
+impl ChainStates {
+    fn org(&self, org_id: Uuid) -> Arc<OrgChain> {
+        let mut orgs = self.orgs.lock().unwrap_or_else(|p| p.into_inner());
+        orgs.entry(org_id)
+            .or_insert_with(|| {
+                Arc::new(OrgChain {
+                    intact: AtomicU8::new(UNKNOWN),
+                    verifier: Mutex::new(ChainVerifier::new().strict(true)),
+                })
+            })
+            .clone()
+    }
+
+    /// Whether the organization's chain verified up to its last verified size: `None` until it
+    /// was verified once in this process.
+    pub fn chain_intact(&self, org_id: Uuid) -> Option<bool> {
+        let orgs = self.orgs.lock().unwrap_or_else(|p| p.into_inner());
+        match orgs.get(&org_id)?.intact.load(Ordering::Acquire) {
+            INTACT => Some(true),
+            BROKEN => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Audit rows read by verification since the process started.
+    pub fn rows_read(&self) -> u64 {
+        self.rows_read.load(Ordering::Relaxed)
+    }
+}
+
+/// A verified prefix of a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub size: u64,
+    pub root: [u8; 32],
+}
+
 impl AppState {
+    /// Whether the organization's chain verified (see [`ChainStates::chain_intact`]).
+    pub fn chain_intact(&self, org_id: Uuid) -> Option<bool> {
+        self.chains.chain_intact(org_id)
+    }
+
+    /// Verifies the organization's entries appended since the last verified size, up to the
+    /// head read now. `Some` with the verified tree when the chain is intact (its size and root
+    /// are the head's), `None` when it is broken (then forever, in this process).
+    pub async fn verify_chain(&self, org_id: Uuid) -> Result<Option<Verified>, Error> {
+        let org = self.chains.org(org_id);
+        let mut v = org.verifier.lock().await;
+        if org.intact.load(Ordering::Acquire) == BROKEN {
+            return Ok(None);
+        }
+        let head = self.store.audit_head(org_id).await?;
+        let mut broken = false;
+        while !broken && v.size() < head.size {
+            let rows = self
+                .store
+                .list_audit_chain(org_id, v.size(), VERIFY_PAGE)
+                .await?;
+            self.chains
+                .rows_read
+                .fetch_add(rows.len() as u64, Ordering::Relaxed);
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                // Entries committed after the head was read are for the next round.
+                if r.seq.is_some_and(|s| s >= 0 && s as u64 >= head.size) {
+                    break;
+                }
+                let pushed = match audit_chain::entry_of_row(r) {
+                    Ok(entry) => v.push_entry(&entry),
+                    Err(reason) => v.push_digest(Err(reason), false),
+                };
+                if let Err(p) = pushed {
+                    tracing::error!(org = %org_id, seq = ?p.seq, kind = ?p.kind, problem = %p.message,
+                        "audit chain does not verify");
+                    broken = true;
+                    break;
+                }
+                if v.size() == head.size {
+                    break;
+                }
+            }
+        }
+        if !broken && (v.size() != head.size || v.root() != head.root) {
+            tracing::error!(org = %org_id, verified = v.size(), head = head.size,
+                "audit chain does not match its head (entries removed or the head rewritten)");
+            broken = true;
+        }
+        if broken {
+            org.intact.store(BROKEN, Ordering::Release);
+            return Ok(None);
+        }
+        org.intact.store(INTACT, Ordering::Release);
+        Ok(Some(Verified {
+            size: v.size(),
+            root: v.root(),
+        }))
+    }
+
+    /// Verifies every organization's chain from the last verified size (from 0 after a start).
+    /// Returns how many chains were verified.
+    pub async fn verify_all_chains(&self) -> Result<usize, Error> {
+        let mut after = None;
+        let mut n = 0;
+        loop {
+            let orgs = self.store.list_audit_chain_orgs(after, 1000).await?;
+            for org in &orgs {
+                self.verify_chain(*org).await?;
+                n += 1;
+            }
+            match orgs.last() {
+                Some(last) if orgs.len() == 1000 => after = Some(*last),
+                _ => return Ok(n),
+            }
+        }
+    }
+
     /// The organization's log signing key, created (and stored sealed) on first use.
     pub async fn org_signing_key(&self, org_id: Uuid) -> Result<Arc<OrgSigningKey>, Error> {
         let mut cache = self.org_keys.cache.lock().await;
@@ -114,8 +265,19 @@ impl AppState {
 
     /// A checkpoint covering the organization's whole log now: the stored newest one when it
     /// already does, else a new one (signed and stored).
+    ///
+    /// The tree signed is the one [`AppState::verify_chain`] just verified; a chain that does
+    /// not verify gets no checkpoint (409 `audit_chain_broken`).
     pub async fn audit_checkpoint(&self, org_id: Uuid) -> Result<Checkpoint, Error> {
-        let head = self.store.audit_head(org_id).await?;
+        let Some(head) = self.verify_chain(org_id).await? else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "audit_chain_broken",
+                "the organization's audit chain does not verify, so no checkpoint is signed; \
+                 GET /api/v1/audit/verify reports the first problem",
+            )
+            .into());
+        };
         if let Some(latest) = self.store.latest_checkpoint(org_id).await?
             && latest.tree_size as u64 == head.size
         {
@@ -156,16 +318,27 @@ impl AppState {
             .store
             .audit_chains_due(every, self.now_ms().saturating_sub(interval_ms))
             .await?;
+        let mut signed = 0;
         for org in &due {
-            self.audit_checkpoint(*org).await?;
+            match self.audit_checkpoint(*org).await {
+                Ok(_) => signed += 1,
+                // Logged by the verifier; other chains are still checkpointed.
+                Err(Error::Api(e)) if e.code == "audit_chain_broken" => {}
+                Err(e) => return Err(e),
+            }
         }
-        Ok(due.len())
+        Ok(signed)
     }
 }
 
-/// The background checkpointer (one tick per second).
+/// The background checkpointer: first verifies every chain from 0 (the start-up verification),
+/// then ticks once per second.
 pub fn spawn_checkpointer(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        match state.verify_all_chains().await {
+            Ok(n) => tracing::info!(chains = n, "audit chains verified at start-up"),
+            Err(e) => tracing::warn!(error = %e, "start-up audit chain verification failed"),
+        }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;

@@ -95,6 +95,9 @@ pub struct Config {
     /// Validity of an ATX credential issued by `GET /api/v1/agents/{id}/credential`
     /// (`credential_ttl_secs`, `AIM_CREDENTIAL_TTL_SECS`), 60 to 31 536 000. Default 86 400 (24 h).
     pub credential_ttl_secs: u64,
+    /// How long an agent's trust score is reused on the decision path before it is recomputed
+    /// (`trust_cache_ttl_secs`, `AIM_TRUST_CACHE_TTL_SECS`), 0 (no reuse) to 3600. Default 30.
+    pub trust_cache_ttl_secs: u64,
 }
 
 /// Settings of the action-verification path.
@@ -203,6 +206,7 @@ pub struct FileConfig {
     pub signed_request_window_secs: Option<u64>,
     pub decision_batch_max: Option<u32>,
     pub credential_ttl_secs: Option<u64>,
+    pub trust_cache_ttl_secs: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<bool>,
@@ -498,6 +502,7 @@ impl Config {
             )?,
             decision_batch_max: small("AIM_DECISION_BATCH_MAX", file.decision_batch_max, 256)?,
             credential_ttl_secs: num("AIM_CREDENTIAL_TTL_SECS", file.credential_ttl_secs, 86_400)?,
+            trust_cache_ttl_secs: num("AIM_TRUST_CACHE_TTL_SECS", file.trust_cache_ttl_secs, 30)?,
             home,
         };
         cfg.validate()?;
@@ -555,6 +560,11 @@ impl Config {
         if !(60..=31_536_000).contains(&self.credential_ttl_secs) {
             return Err(Error::Config(
                 "credential_ttl_secs must be between 60 and 31536000".into(),
+            ));
+        }
+        if self.trust_cache_ttl_secs > 3600 {
+            return Err(Error::Config(
+                "trust_cache_ttl_secs must be between 0 and 3600".into(),
             ));
         }
         if self.decision_batch_max == 0 {

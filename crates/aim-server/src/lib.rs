@@ -144,6 +144,8 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
         hasher: password::Hasher::new()?,
         clock,
         org_keys: Arc::new(audit_log::OrgKeys::default()),
+        chains: Arc::new(audit_log::ChainStates::default()),
+        trust_cache: Arc::new(trust::TrustCache::default()),
         limits: Arc::new(ratelimit::RateLimits::new(&config_ops)),
         metrics: Arc::new(metrics::Metrics::new()),
     };

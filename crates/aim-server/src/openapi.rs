@@ -826,6 +826,17 @@ fn well_known_aip() {}
         (status = 404, description = "No such agent in the organization", body = ErrorBody)))]
 fn agent_trust() {}
 
+#[utoipa::path(get, path = "/api/v1/agents/{id}/trust/history", tag = "agents", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id"),
+        ("before" = Option<String>, Query, description = "Entries older than this entry id (the previous page's nextBefore)"),
+        ("limit" = Option<u32>, Query, description = "1 to 500 (default 100)")),
+    responses(
+        (status = 200, description = "Trust changes newest first {items: [{id, agentId, at, previous, new, delta, level, reason, actor}], nextBefore} (docs/TRUST.md)", content_type = "application/json"),
+        (status = 400, description = "Malformed agent id, before or limit", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 404, description = "No such agent in the organization", body = ErrorBody)))]
+fn agent_trust_history() {}
+
 #[utoipa::path(get, path = "/api/v1/agents/{id}/credential", tag = "agents", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
     params(("id" = String, Path, description = "Agent id")),
     responses(
@@ -960,7 +971,7 @@ impl Modify for SecuritySchemes {
         audit_entries, audit_verify, audit_checkpoint, audit_inclusion, audit_consistency,
         list_agents, register_agent, get_agent, suspend_agent, activate_agent, revoke_agent,
         challenge_agent, verify_agent, agent_heartbeat, agent_rotate_key, agent_did_document,
-        well_known_aip, metrics, agent_trust, agent_credential,
+        well_known_aip, metrics, agent_trust, agent_trust_history, agent_credential,
         verify_action, agent_get_action, report_action_result, list_actions, get_action,
         approve_action, deny_action,
     ),

@@ -48,6 +48,7 @@ pub enum Action {
     AgentsChallenge,
     AgentsVerify,
     AgentsTrust,
+    AgentsTrustHistory,
     AgentsCredential,
     ActionsList,
     ActionsRead,
@@ -169,6 +170,12 @@ pub const PERMISSIONS: &[(Action, &str, &str, &[Role])] = &[
     // agents they registered, managers and admins for every agent (docs/credentials.md).
     (Action::AgentsTrust, "GET", "/api/v1/agents/{id}/trust", ALL),
     (
+        Action::AgentsTrustHistory,
+        "GET",
+        "/api/v1/agents/{id}/trust/history",
+        ALL,
+    ),
+    (
         Action::AgentsCredential,
         "GET",
         "/api/v1/agents/{id}/credential",
@@ -250,7 +257,7 @@ mod tests {
             assert!(seen.insert(*a), "{a:?} twice");
             assert!(!a.roles().is_empty());
         }
-        assert_eq!(seen.len(), 37);
+        assert_eq!(seen.len(), 38);
     }
 
     #[test]

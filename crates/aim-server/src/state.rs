@@ -24,6 +24,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Opened organization log keys (see [`crate::audit_log`]).
     pub org_keys: Arc<crate::audit_log::OrgKeys>,
+    /// Incremental verifiers of the organizations' audit chains (see [`crate::audit_log`]).
+    pub chains: Arc<crate::audit_log::ChainStates>,
+    /// Decision-path trust scores (see [`crate::trust::decision_score`]).
+    pub trust_cache: Arc<crate::trust::TrustCache>,
     /// The group-commit writer of signed agent requests.
     pub writer: DecisionWriter,
     /// Rate limiters (per address, login, per credential).

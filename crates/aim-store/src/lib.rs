@@ -19,6 +19,8 @@
 
 pub mod actions;
 mod actions_sql;
+pub mod activity;
+mod activity_sql;
 pub mod agents;
 mod agents_sql;
 pub mod audit_chain;
@@ -33,6 +35,10 @@ pub mod testing;
 use std::sync::Arc;
 
 pub use actions::*;
+pub use activity::{
+    ActivityDelta, ActivityEvidence, ActivityWindows, TrustChange, TrustStore, activity_of,
+    aggregate_activity,
+};
 pub use agents::*;
 pub use error::{Error, Result};
 pub use model::*;

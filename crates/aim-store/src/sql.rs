@@ -82,6 +82,48 @@ macro_rules! impl_store {
                 });
                 qb.build().execute(&mut *conn).await?;
             }
+            // Trust evidence counters, also before the head lock (see `crate::activity`): one row
+            // per (agent, day), upserted in ascending (agent, day) order.
+            let activity = $crate::activity::aggregate_activity(recs);
+            for chunk in activity.chunks(500) {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO agent_activity (agent_id, day, org_id, decisions, violations, results_ok, \
+                     results_failed, key_proofs, key_proof_failures, challenges_passed, last_key_proof_at, last_activity_at) ",
+                );
+                qb.push_values(chunk, |mut b, d| {
+                    b.push_bind(d.agent_id.clone())
+                        .push_bind(d.day)
+                        .push_bind(d.org_id)
+                        .push_bind(d.decisions)
+                        .push_bind(d.violations)
+                        .push_bind(d.results_ok)
+                        .push_bind(d.results_failed)
+                        .push_bind(d.key_proofs)
+                        .push_bind(d.key_proof_failures)
+                        .push_bind(d.challenges_passed)
+                        .push_bind(d.last_key_proof_at)
+                        .push_bind(d.last_activity_at);
+                });
+                qb.push(
+                    " ON CONFLICT (agent_id, day) DO UPDATE SET \
+                     decisions = agent_activity.decisions + excluded.decisions, \
+                     violations = agent_activity.violations + excluded.violations, \
+                     results_ok = agent_activity.results_ok + excluded.results_ok, \
+                     results_failed = agent_activity.results_failed + excluded.results_failed, \
+                     key_proofs = agent_activity.key_proofs + excluded.key_proofs, \
+                     key_proof_failures = agent_activity.key_proof_failures + excluded.key_proof_failures, \
+                     challenges_passed = agent_activity.challenges_passed + excluded.challenges_passed, \
+                     last_key_proof_at = CASE WHEN agent_activity.last_key_proof_at IS NULL \
+                       OR excluded.last_key_proof_at > agent_activity.last_key_proof_at \
+                       THEN COALESCE(excluded.last_key_proof_at, agent_activity.last_key_proof_at) \
+                       ELSE agent_activity.last_key_proof_at END, \
+                     last_activity_at = CASE WHEN agent_activity.last_activity_at IS NULL \
+                       OR excluded.last_activity_at > agent_activity.last_activity_at \
+                       THEN COALESCE(excluded.last_activity_at, agent_activity.last_activity_at) \
+                       ELSE agent_activity.last_activity_at END",
+                );
+                qb.build().execute(&mut *conn).await?;
+            }
             let mut chains: std::collections::BTreeMap<Uuid, Vec<usize>> = Default::default();
             for (i, r) in recs.iter().enumerate() {
                 chains.entry(chain_of(r.org_id)).or_default().push(i);

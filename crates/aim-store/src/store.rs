@@ -14,7 +14,12 @@ use crate::model::*;
 /// [`AuditRecord`] write it in the same transaction as the change.
 #[async_trait::async_trait]
 pub trait Store:
-    crate::agents::AgentStore + crate::actions::ActionStore + Send + Sync + 'static
+    crate::agents::AgentStore
+    + crate::actions::ActionStore
+    + crate::activity::TrustStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Backend name (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;

@@ -626,6 +626,12 @@ impl ChainVerifier {
         self.frontier.size()
     }
 
+    /// Merkle root of the entries verified so far (the valid prefix), without consuming the
+    /// verifier (incremental verification keeps it and pushes later entries).
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+
     /// The first problem found, if any.
     pub fn problem(&self) -> Option<&Problem> {
         self.failed.as_ref()

@@ -120,12 +120,6 @@ struct VerifyBody {
     context: Map<String, Value>,
 }
 
-/// The agent's trust score for decisions (`None` = unscored, treated as 0).
-async fn trust_for_decision(state: &AppState, agent: &Agent) -> Result<Option<f64>, Error> {
-    let (_, report) = crate::trust::report(state, agent).await?;
-    Ok(report.score)
-}
-
 /// A decision as computed, before it is stored.
 struct Outcome {
     status: ActionStatus,
@@ -213,7 +207,7 @@ pub async fn verify(
     let now = state.now_ms();
     let agent = signed.agent.clone();
     let org = state.authz.org(&*state.store, agent.org_id).await?;
-    let score = trust_for_decision(&state, &agent).await?;
+    let score = crate::trust::decision_score(&state, &agent).await?;
     let threshold = state.config.decisions.trust_thresholds[risk.rank() as usize];
     let cap_text = cap.to_string();
 

@@ -2,6 +2,8 @@
 //!
 //! - `GET /api/v1/agents/{id}/trust`: the agent's trust score computed now from server evidence
 //!   ([`crate::trust`]).
+//! - `GET /api/v1/agents/{id}/trust/history?before=&limit=`: the agent's trust changes, newest
+//!   first (keyset on the entry id).
 //! - `GET /api/v1/agents/{id}/credential`: a fresh ATX v1.1 credential (RFC 8785 JCS signed
 //!   bytes) for an ACTIVE, verified, scored agent, signed with the organization's log key.
 //!
@@ -18,6 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -26,6 +29,7 @@ use crate::auth::Caller;
 use crate::did;
 use crate::error::{ApiError, Error};
 use crate::rbac::Action;
+use crate::routes::ApiQuery;
 use crate::routes::agents::{check_manages, load};
 use crate::state::{AppState, ms_to_rfc3339};
 use crate::trust;
@@ -55,8 +59,41 @@ pub async fn get_trust(
 ) -> Result<Json<Value>, Error> {
     caller.authorize(Action::AgentsTrust)?;
     let agent = load(&state, &caller, &id).await?;
-    let (e, r) = trust::report(&state, &agent).await?;
+    let (e, r) = trust::report(&state, &agent, &caller.actor()).await?;
     Ok(Json(trust::report_json(&agent.id, &r, e.now_ms)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    before: Option<Uuid>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/agents/{id}/trust/history?before=&limit=` → `{items, nextBefore}`: trust
+/// changes newest first; pass `nextBefore` as `before` for the next page. `limit` 1..=500
+/// (default 100).
+pub async fn get_trust_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> Result<Json<Value>, Error> {
+    caller.authorize(Action::AgentsTrustHistory)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 500").into());
+    }
+    let agent = load(&state, &caller, &id).await?;
+    let rows = state
+        .store
+        .list_trust_history(agent.org_id, &agent.id, q.before, limit)
+        .await?;
+    let next = (rows.len() >= limit as usize)
+        .then(|| rows.last().map(|c| c.id))
+        .flatten();
+    let items: Vec<Value> = rows.iter().map(trust::change_json).collect();
+    Ok(Json(json!({ "items": items, "nextBefore": next })))
 }
 
 fn conflict(code: &'static str, message: String) -> Error {
@@ -91,7 +128,7 @@ pub async fn get_credential(
             "the agent has never passed an AIP challenge".into(),
         ));
     }
-    let (e, report) = trust::report(&state, &agent).await?;
+    let (e, report) = trust::report(&state, &agent, &caller.actor()).await?;
     let (Some(score), Some(level)) = (report.score, atx_level(report.level)) else {
         return Err(conflict(
             "trust_unscored",

@@ -74,6 +74,10 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/aip", get(agents::well_known))
         .route("/api/v1/agents/{id}/trust", get(credentials::get_trust))
         .route(
+            "/api/v1/agents/{id}/trust/history",
+            get(credentials::get_trust_history),
+        )
+        .route(
             "/api/v1/agents/{id}/credential",
             get(credentials::get_credential),
         )

@@ -111,7 +111,7 @@ fn check(
     verify_credential(&serde_json::to_vec(cred).unwrap(), &ctx).map_err(|r| r.category)
 }
 
-async fn other_org_admin(ctx: &Ctx) -> String {
+pub async fn other_org_admin(ctx: &Ctx) -> String {
     let st = &ctx.ts.server.state;
     let now = st.now_ms();
     let org = Organization {

@@ -13,4 +13,5 @@ mod openapi;
 mod ops;
 mod rbac;
 mod totp;
+mod trust;
 mod users;

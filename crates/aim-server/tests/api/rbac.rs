@@ -325,6 +325,14 @@ fn table() -> Vec<Row> {
         ),
         r(
             Method::GET,
+            "/api/v1/agents/{id}/trust/history",
+            ManagerAgent,
+            none,
+            [200, 200, 200, 200],
+            404,
+        ),
+        r(
+            Method::GET,
             "/api/v1/agents/{id}/credential",
             ManagerAgent,
             none,

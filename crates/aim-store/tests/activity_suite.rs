@@ -1,0 +1,253 @@
+//! Trust evidence counters and history on SQLite and PostgreSQL (`AIM_TEST_POSTGRES_URL`;
+//! skipped loudly when unset): counters move in the transaction of their audit records and roll
+//! back with them; windows; tenant scoping; the history's keyset paging.
+
+use std::sync::Arc;
+
+use aim_store::testing::TestDb;
+use aim_store::*;
+use serde_json::json;
+use uuid::Uuid;
+
+const NOW: i64 = 1_780_000_000_000;
+const DAY: i64 = 86_400_000;
+
+async fn org(s: &dyn Store, name: &str) -> Uuid {
+    let org = Organization {
+        id: Uuid::now_v7(),
+        name: name.into(),
+        require_2fa_admins: false,
+        created_at: NOW,
+        enforcement_mode: "strict".into(),
+    };
+    let admin = NewUser {
+        id: Uuid::now_v7(),
+        org_id: org.id,
+        email: format!("admin@{name}.test"),
+        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
+        role: Role::Admin,
+        must_change_password: false,
+        created_by: None,
+        created_at: NOW,
+    };
+    let rec = AuditRecord {
+        org_id: Some(org.id),
+        at: NOW,
+        event_type: "org.created".into(),
+        actor: "system".into(),
+        subject: None,
+        payload: json!({}),
+        client_addr: None,
+    };
+    s.create_org_with_admin(&org, &admin, &rec).await.unwrap();
+    org.id
+}
+
+fn ev(org: Uuid, at: i64, event: &str, actor: &str, agent: &str) -> AuditRecord {
+    AuditRecord {
+        org_id: Some(org),
+        at,
+        event_type: event.into(),
+        actor: actor.into(),
+        subject: Some(format!("agent:{agent}")),
+        payload: json!({}),
+        client_addr: None,
+    }
+}
+
+fn windows() -> ActivityWindows {
+    ActivityWindows::at(NOW, 3_600_000)
+}
+
+async fn counters_commit_and_roll_back_with_their_events(s: &dyn Store) {
+    let a = org(s, "a").await;
+    let b = org(s, "b").await;
+    let empty = s.activity_evidence(a, "aim_x", &windows()).await.unwrap();
+    assert_eq!(empty, ActivityEvidence::default());
+
+    // A batch whose last record cannot be appended: nothing of it is counted.
+    let bad = AuditRecord {
+        at: i64::MAX,
+        ..ev(a, NOW, "agent.challenge.failed", "user:u", "aim_x")
+    };
+    assert!(
+        s.append_audits(&[ev(a, NOW, "agent.challenge.failed", "user:u", "aim_x"), bad])
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        s.activity_evidence(a, "aim_x", &windows()).await.unwrap(),
+        ActivityEvidence::default(),
+        "rolled back with the audit records"
+    );
+
+    // Committed: counted, per agent, in the windows.
+    s.append_audits(&[
+        ev(a, NOW - 5, "agent.challenge.passed", "user:u", "aim_x"),
+        ev(a, NOW, "agent.challenge.failed", "user:u", "aim_x"),
+        ev(
+            a,
+            NOW - 10 * DAY,
+            "agent.challenge.failed",
+            "user:u",
+            "aim_x",
+        ),
+        ev(
+            a,
+            NOW - 40 * DAY,
+            "agent.challenge.failed",
+            "user:u",
+            "aim_x",
+        ),
+        ev(
+            a,
+            NOW - 60 * DAY,
+            "agent.challenge.passed",
+            "user:u",
+            "aim_x",
+        ),
+        ev(a, NOW - 3, "agent.heartbeat", "agent:aim_x", "aim_x"),
+        ev(a, NOW, "agent.challenge.failed", "user:u", "aim_y"),
+    ])
+    .await
+    .unwrap();
+    let e = s.activity_evidence(a, "aim_x", &windows()).await.unwrap();
+    assert_eq!(e.key_proofs_30d, 1);
+    assert_eq!(
+        e.key_proof_failures_30d, 2,
+        "the 40-day-old failure is outside"
+    );
+    assert_eq!(e.challenges_passed_90d, 2);
+    assert_eq!(e.last_key_proof_at, Some(NOW - 5));
+    assert_eq!(e.last_activity_at, Some(NOW - 3));
+    // A second transaction adds to the same day's row; an older proof does not move the newest.
+    s.append_audit(&ev(a, NOW - 7, "agent.key.rotated", "agent:aim_x", "aim_x"))
+        .await
+        .unwrap();
+    let e = s.activity_evidence(a, "aim_x", &windows()).await.unwrap();
+    assert_eq!(e.key_proofs_30d, 2);
+    assert_eq!(e.last_key_proof_at, Some(NOW - 5));
+    assert_eq!(e.last_activity_at, Some(NOW - 3));
+    // Another agent, another organization: their own rows only.
+    let y = s.activity_evidence(a, "aim_y", &windows()).await.unwrap();
+    assert_eq!((y.key_proof_failures_30d, y.key_proofs_30d), (1, 0));
+    assert_eq!(
+        s.activity_evidence(b, "aim_x", &windows()).await.unwrap(),
+        ActivityEvidence::default()
+    );
+    // Proofs older than every window still give the newest proof time.
+    let later = ActivityWindows::at(NOW + 200 * DAY, 3_600_000);
+    let old = s.activity_evidence(a, "aim_x", &later).await.unwrap();
+    assert_eq!(old.key_proofs_30d, 0);
+    assert_eq!(old.last_key_proof_at, Some(NOW - 5));
+    assert_eq!(old.last_activity_at, Some(NOW - 3));
+}
+
+async fn history_pages_newest_first(s: &dyn Store) {
+    let a = org(s, "h").await;
+    assert!(s.last_trust_change(a, "aim_x").await.unwrap().is_none());
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let c = TrustChange {
+            id: Uuid::now_v7(),
+            org_id: a,
+            agent_id: "aim_x".into(),
+            at: NOW + i,
+            previous_score: (i > 0).then(|| 50.0 + (i - 1) as f64),
+            new_score: Some(50.0 + i as f64),
+            delta: (i > 0).then_some(1.0),
+            level: "medium".into(),
+            reason: format!("r{i}"),
+            actor: "system".into(),
+            factors: "{}".into(),
+        };
+        s.insert_trust_change(&c, &ev(a, NOW, "trust.score_changed", "system", "aim_x"))
+            .await
+            .unwrap();
+        ids.push(c.id);
+    }
+    assert_eq!(
+        s.last_trust_change(a, "aim_x").await.unwrap().unwrap().id,
+        ids[4]
+    );
+    let p1 = s.list_trust_history(a, "aim_x", None, 2).await.unwrap();
+    assert_eq!(
+        p1.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![ids[4], ids[3]]
+    );
+    let p2 = s
+        .list_trust_history(a, "aim_x", Some(ids[3]), 500)
+        .await
+        .unwrap();
+    assert_eq!(
+        p2.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[1], ids[0]]
+    );
+    assert_eq!(p2[2].previous_score, None);
+    // Scoped by organization and agent.
+    let other = org(s, "h2").await;
+    assert!(
+        s.list_trust_history(other, "aim_x", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.list_trust_history(a, "aim_y", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The audit chains exist for both organizations.
+    let orgs = s.list_audit_chain_orgs(None, 1000).await.unwrap();
+    assert!(orgs.contains(&a) && orgs.contains(&other));
+    let after = s
+        .list_audit_chain_orgs(Some(a.max(other)), 1000)
+        .await
+        .unwrap();
+    assert!(!after.contains(&a) && !after.contains(&other));
+}
+
+// ----- the two backends -----------------------------------------------------------------------
+
+async fn open_sqlite() -> (TestDb, Arc<dyn Store>) {
+    let db = TestDb::sqlite().unwrap();
+    let store = aim_store::connect(&db.url, 4).await.unwrap();
+    (db, store)
+}
+
+async fn open_postgres(test: &str) -> Option<(TestDb, Arc<dyn Store>)> {
+    let db = TestDb::postgres(test).await?;
+    let store = aim_store::connect(&db.url, 4).await.unwrap();
+    Some((db, store))
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (_db, store) = super::open_sqlite().await;
+                    super::$name(&*store).await;
+                    store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((_db, store)) = super::open_postgres(stringify!($name)).await else { return };
+                    super::$name(&*store).await;
+                    store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    counters_commit_and_roll_back_with_their_events,
+    history_pages_newest_first,
+);
