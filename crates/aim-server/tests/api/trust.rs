@@ -103,6 +103,7 @@ async fn decide(ctx: &Ctx, org: Uuid, agent: &str, status: ActionStatus, codes: 
         status,
         reason: "test".into(),
         matched_policies: JsonStrings(vec![]),
+        approvers: JsonStrings(vec![]),
         policy_version: "v0".into(),
         created_at: now,
         expires_at: now + 60_000,
