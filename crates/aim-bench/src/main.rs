@@ -76,6 +76,8 @@ mod tests {
             "0.2",
             "--pid",
             "42",
+            "--endpoint",
+            "heartbeat",
         ])
         .unwrap()
         .cmd
