@@ -22,6 +22,8 @@ mod actions_sql;
 pub mod agents;
 mod agents_sql;
 pub mod audit_chain;
+pub mod capabilities;
+mod capabilities_sql;
 pub mod error;
 pub mod model;
 pub mod postgres;
@@ -34,6 +36,7 @@ use std::sync::Arc;
 
 pub use actions::*;
 pub use agents::*;
+pub use capabilities::*;
 pub use error::{Error, Result};
 pub use model::*;
 pub use store::Store;

@@ -64,3 +64,4 @@ fn restrict_permissions(_path: &std::path::Path) {}
 crate::sql::impl_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite, "sqlite");
 crate::agents_sql::impl_agent_store!(SqliteStore, sqlx::SqliteConnection);
 crate::actions_sql::impl_action_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
+crate::capabilities_sql::impl_capability_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);

@@ -31,6 +31,7 @@ const PUBLIC: &[(&str, &str)] = &[
     // Authenticated by the agent's request signature, not by a user credential.
     ("POST", "/api/v1/agents/{id}/heartbeat"),
     ("POST", "/api/v1/agents/{id}/rotate-key"),
+    ("POST", "/api/v1/agents/{id}/capability-requests"),
 ];
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
