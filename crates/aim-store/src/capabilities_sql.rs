@@ -205,7 +205,21 @@ macro_rules! impl_capability_store {
                             None => RequestDecision::NotFound,
                         });
                     };
-                    let Some(mut agent) = lock_agent(&mut tx, org_id, &req.agent_id, now).await? else {
+                    // Approval changes the grant set (lock the row first); a denial only reads it.
+                    let agent = if approve {
+                        lock_agent(&mut tx, org_id, &req.agent_id, now).await?
+                    } else {
+                        sqlx::query_as::<_, Agent>(concat!(
+                            "SELECT ",
+                            agent_cols!(),
+                            " FROM agents WHERE org_id = $1 AND id = $2"
+                        ))
+                        .bind(org_id)
+                        .bind(&req.agent_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    };
+                    let Some(mut agent) = agent else {
                         // The foreign key makes this impossible; refuse rather than guess.
                         tx.rollback().await?;
                         return Ok(RequestDecision::NotFound);

@@ -312,7 +312,7 @@ async fn agent_requests_and_separation_of_duties(ctx: Ctx) {
     for (body, why) in [
         (ask("tickets:write", None), "no reason"),
         (ask("tickets:write", Some("   ")), "blank reason"),
-        (ask("tickets:write", Some(&long)), "reason too long"),
+        (ask("tickets:write", Some(long.as_str())), "reason too long"),
         (ask("Tickets:Write", Some("x")), "bad grammar"),
         (ask("*", Some("x")), "grant everything"),
         (json!({ "reason": "x" }), "no capability"),
@@ -324,14 +324,37 @@ async fn agent_requests_and_separation_of_duties(ctx: Ctx) {
         let (s, v) = signed(&ctx, &k, &id, Method::POST, &req_path(&id), Some(&body)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{why}: {v}");
     }
-    for covered in ["files:read"] {
+    {
         let (s, v) = signed(
             &ctx,
             &k,
             &id,
             Method::POST,
             &req_path(&id),
-            Some(&ask(covered, Some("again"))),
+            Some(&ask("files:read", Some("again"))),
+        )
+        .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::CONFLICT, Some("already_granted")),
+            "{v}"
+        );
+        // Covered by a wildcard grant.
+        let (s, _) = ctx
+            .post(
+                &caps_path(&id),
+                Cred::Bearer(&admin),
+                json!({ "capability": "db:*" }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, v) = signed(
+            &ctx,
+            &k,
+            &id,
+            Method::POST,
+            &req_path(&id),
+            Some(&ask("db:query", Some("covered"))),
         )
         .await;
         assert_eq!(
@@ -372,6 +395,7 @@ async fn agent_requests_and_separation_of_duties(ctx: Ctx) {
     // A replayed request (same nonce) is refused as a replay.
     let body = serde_json::to_vec(&ask("mail:send", Some("notify owners"))).unwrap();
     let nonce = fresh_nonce();
+    let rp = req_path(&id);
     let send = || {
         signed_raw(
             &ctx,
@@ -379,8 +403,8 @@ async fn agent_requests_and_separation_of_duties(ctx: Ctx) {
             &k,
             &id,
             Method::POST,
-            &req_path(&id),
-            &req_path(&id),
+            &rp,
+            &rp,
             &body,
             &body,
             ctx.ts.clock.now_secs(),
@@ -399,7 +423,7 @@ async fn agent_requests_and_separation_of_duties(ctx: Ctx) {
 
     // The queue.
     let v = grants(&ctx, &member, &id).await;
-    assert_eq!(v["grants"], json!(["files:read"]));
+    assert_eq!(v["grants"], json!(["files:read", "db:*"]));
     let pending: Vec<&str> = v["pendingRequests"]
         .as_array()
         .unwrap()
@@ -484,10 +508,10 @@ async fn agent_requests_and_separation_of_duties(ctx: Ctx) {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "approved");
     assert_eq!(v["note"], "ok for triage");
-    assert_eq!(v["grants"], json!(["files:read", "tickets:write"]));
+    assert_eq!(v["grants"], json!(["files:read", "db:*", "tickets:write"]));
     assert_eq!(agent_invalidations(&ctx, &id).await, before + 1);
     let v = grants(&ctx, &member, &id).await;
-    assert_eq!(v["grants"], json!(["files:read", "tickets:write"]));
+    assert_eq!(v["grants"], json!(["files:read", "db:*", "tickets:write"]));
     assert_eq!(v["pendingRequests"].as_array().unwrap().len(), 1);
     // Decided once.
     for path in [approve(&r1), deny(&r1)] {
@@ -536,7 +560,7 @@ async fn agent_requests_and_separation_of_duties(ctx: Ctx) {
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["status"], "denied");
     let v = grants(&ctx, &member, &id).await;
-    assert_eq!(v["grants"], json!(["files:read", "tickets:write"]));
+    assert_eq!(v["grants"], json!(["files:read", "db:*", "tickets:write"]));
     assert_eq!(v["pendingRequests"], json!([]));
     // After a denial the agent may ask again.
     let (s, v) = signed(
