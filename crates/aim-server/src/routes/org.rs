@@ -29,23 +29,6 @@ pub async fn get_org(State(state): State<AppState>, caller: Caller) -> Result<Js
         .get_org(caller.org_id())
         .await?
         .ok_or_else(|| ApiError::not_found("organization"))?;
-    if let Some(mode) = req.enforcement_mode
-        && mode.as_str() != o.enforcement_mode
-    {
-        let a = state.audit(
-            Some(org),
-            "org.enforcement_mode_changed",
-            caller.actor(),
-            Some(format!("org:{org}")),
-            json!({ "from": o.enforcement_mode, "to": mode.as_str() }),
-            caller.client_addr.clone(),
-        );
-        o = state
-            .store
-            .set_enforcement_mode(org, mode.as_str(), &a)
-            .await?
-            .ok_or_else(|| ApiError::not_found("organization"))?;
-    }
     Ok(Json(org_json(&o)))
 }
 

@@ -9,7 +9,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::agents::{active_agent_with, fresh_nonce, key, register_with, signed, signed_raw};
+use crate::agents::{
+    active_agent_with, fresh_nonce, futures_join_all, key, register_with, signed, signed_raw,
+};
 use crate::common::{Cred, Ctx, STRONG};
 use crate::policies::{audit_events, audit_ok};
 
@@ -740,8 +742,42 @@ async fn registration_grants_only_for_managers(ctx: Ctx) {
     ctx.stop().await;
 }
 
+/// Concurrent read-modify-writes of one agent's grant set lose nothing.
+async fn concurrent_grants_are_not_lost(ctx: Ctx) {
+    let admin = ctx.admin().await;
+    let id = active_agent_with(&ctx, &admin, "busy", &key(7301), &[]).await;
+    let path = caps_path(&id);
+    let caps: Vec<String> = (0..16).map(|i| format!("ns{i}:read")).collect();
+    let results = futures_join_all(
+        caps.iter()
+            .map(|c| ctx.post(&path, Cred::Bearer(&admin), json!({ "capability": c }))),
+    )
+    .await;
+    for (s, v) in &results {
+        assert_eq!(*s, StatusCode::OK, "{v}");
+        assert_eq!(v["changed"], true);
+    }
+    let held = grants(&ctx, &admin, &id).await["grants"].clone();
+    let mut held: Vec<String> = serde_json::from_value(held).unwrap();
+    held.sort();
+    let mut want = caps.clone();
+    want.sort();
+    assert_eq!(held, want);
+    let events = audit_events(&ctx, &admin).await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|(e, _)| e == "capability.granted")
+            .count(),
+        16
+    );
+    audit_ok(&ctx, &admin).await;
+    ctx.stop().await;
+}
+
 crate::backends!(
     grants_follow_rbac_grammar_and_status,
+    concurrent_grants_are_not_lost,
     agent_requests_and_separation_of_duties,
     registration_grants_only_for_managers
 );
