@@ -192,6 +192,9 @@ pub struct Org {
     pub name: String,
     #[serde(rename = "require2faForAdmins")]
     pub require_2fa_for_admins: bool,
+    /// `strict` (default of new organizations) or `monitoring`.
+    #[serde(rename = "enforcementMode")]
+    pub enforcement_mode: String,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -200,6 +203,40 @@ pub struct Org {
 pub struct UpdateOrg {
     #[serde(rename = "require2faForAdmins")]
     pub require_2fa_for_admins: Option<bool>,
+    /// `strict` or `monitoring` (audited as `org.enforcement_mode_changed`).
+    #[serde(rename = "enforcementMode")]
+    pub enforcement_mode: Option<String>,
+}
+
+/// A policy source to save or validate.
+#[derive(Serialize, ToSchema)]
+pub struct PolicySourceBody {
+    /// `cedar` or `governance_yaml`.
+    pub language: String,
+    /// At most 256 KiB.
+    pub source: String,
+}
+
+/// A capability to grant.
+#[derive(Serialize, ToSchema)]
+pub struct GrantBody {
+    /// `[domain/]namespace:action` or `namespace:*`.
+    pub capability: String,
+}
+
+/// An agent's request for a capability.
+#[derive(Serialize, ToSchema)]
+pub struct CapabilityRequestBody {
+    pub capability: String,
+    /// Why the agent needs it (1 to 1000 characters).
+    pub reason: String,
+}
+
+/// An optional note on a decision.
+#[derive(Serialize, ToSchema)]
+pub struct DecisionNote {
+    /// At most 1000 characters.
+    pub note: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -921,6 +958,143 @@ fn deny_action() {}
         (status = 404, description = "Not allowed for this peer")))]
 fn metrics() {}
 
+// ----- governance: policies, grants, capability requests -----
+
+#[utoipa::path(get, path = "/api/v1/policies", tag = "governance", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "The set in force {version, language, source, digest, policies, warnings, createdBy, createdAt, default}; version 0 = the built-in default", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody)))]
+fn get_policies() {}
+
+#[utoipa::path(put, path = "/api/v1/policies", tag = "governance", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    request_body = PolicySourceBody,
+    responses(
+        (status = 201, description = "Stored as the next version, now in force", content_type = "application/json"),
+        (status = 400, description = "`invalid_policy` with Cedar's/the YAML parser's message; malformed body", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 409, description = "`policy_conflict`: saved concurrently, retry", body = ErrorBody),
+        (status = 413, description = "`policy_too_large` (source over 256 KiB)", body = ErrorBody)))]
+fn put_policies() {}
+
+#[utoipa::path(post, path = "/api/v1/policies/validate", tag = "governance", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    request_body = PolicySourceBody,
+    responses(
+        (status = 200, description = "Dry run: {valid: true, digest, policies, warnings}; nothing stored", content_type = "application/json"),
+        (status = 400, description = "`invalid_policy` with the compiler's message", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 413, description = "`policy_too_large`", body = ErrorBody)))]
+fn validate_policies() {}
+
+#[utoipa::path(get, path = "/api/v1/policies/versions", tag = "governance", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(
+        ("before" = Option<i64>, Query, description = "Versions below this one"),
+        ("limit" = Option<u32>, Query, description = "1..500, default 50")),
+    responses(
+        (status = 200, description = "{items: [{version, language, digest, createdBy, createdAt}], nextBefore}, newest first", content_type = "application/json"),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody)))]
+fn list_policy_versions() {}
+
+#[utoipa::path(get, path = "/api/v1/policies/versions/{version}", tag = "governance", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("version" = i64, Path, description = "Version number (1, 2, …)")),
+    responses(
+        (status = 200, description = "The stored version with its source", content_type = "application/json"),
+        (status = 400, description = "Not a positive integer", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody)))]
+fn get_policy_version() {}
+
+#[utoipa::path(get, path = "/api/v1/agents/{id}/capabilities", tag = "governance", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "{agentId, grants, pendingRequests}", content_type = "application/json"),
+        (status = 400, description = "Malformed agent id", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 404, description = "No such agent in the organization", body = ErrorBody)))]
+fn list_agent_capabilities() {}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/capabilities", tag = "governance", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id")), request_body = GrantBody,
+    responses(
+        (status = 200, description = "{agentId, grants, changed}; `changed: false` when already held (nothing recorded)", content_type = "application/json"),
+        (status = 400, description = "`invalid_capability`; malformed body", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 404, description = "No such agent in the organization", body = ErrorBody),
+        (status = 409, description = "`agent_revoked`", body = ErrorBody)))]
+fn grant_agent_capability() {}
+
+#[utoipa::path(delete, path = "/api/v1/agents/{id}/capabilities/{capability}", tag = "governance", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id"), ("capability" = String, Path, description = "The grant, URL-encoded")),
+    responses(
+        (status = 200, description = "{agentId, grants, changed: true}", content_type = "application/json"),
+        (status = 400, description = "`invalid_capability`", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 404, description = "No such agent, or `not_granted`", body = ErrorBody),
+        (status = 409, description = "`agent_revoked`", body = ErrorBody)))]
+fn revoke_agent_capability() {}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/capability-requests", tag = "governance", security(("agentSignature" = [])),
+    params(("id" = String, Path, description = "Agent id (must equal X-AIM-Agent-Id)")), request_body = CapabilityRequestBody,
+    responses(
+        (status = 201, description = "{id, status: \"pending\", capability}", content_type = "application/json"),
+        (status = 400, description = "`invalid_capability`, missing or too long reason, malformed headers", body = ErrorBody),
+        (status = 401, description = "Bad signature, stale timestamp, `replayed_request`", body = ErrorBody),
+        (status = 403, description = "Agent not active, `agent_mismatch`", body = ErrorBody),
+        (status = 409, description = "`already_granted` or `request_pending`", body = ErrorBody)))]
+fn request_capability() {}
+
+#[utoipa::path(get, path = "/api/v1/capability-requests", tag = "governance", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(
+        ("status" = Option<String>, Query, description = "pending, approved or denied"),
+        ("agentId" = Option<String>, Query, description = "One agent's requests"),
+        ("before" = Option<Uuid>, Query, description = "Keyset cursor (nextBefore)"),
+        ("limit" = Option<u32>, Query, description = "1..500, default 100")),
+    responses(
+        (status = 200, description = "{items, nextBefore}, newest first", content_type = "application/json"),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody)))]
+fn list_capability_requests() {}
+
+#[utoipa::path(get, path = "/api/v1/capability-requests/{id}", tag = "governance", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Request id")),
+    responses(
+        (status = 200, description = "The request", content_type = "application/json"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 404, description = "No such request in the organization", body = ErrorBody)))]
+fn get_capability_request() {}
+
+#[utoipa::path(post, path = "/api/v1/capability-requests/{id}/approve", tag = "governance", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Request id")), request_body = DecisionNote,
+    responses(
+        (status = 200, description = "Approved and granted: the request plus the agent's `grants`", content_type = "application/json"),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low; `separation_of_duties` (the agent's owner or the requester)", body = ErrorBody),
+        (status = 404, description = "No such request in the organization", body = ErrorBody),
+        (status = 409, description = "`not_pending`, `agent_revoked`", body = ErrorBody)))]
+fn approve_capability_request() {}
+
+#[utoipa::path(post, path = "/api/v1/capability-requests/{id}/deny", tag = "governance", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Request id")), request_body = DecisionNote,
+    responses(
+        (status = 200, description = "Denied: the request", content_type = "application/json"),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 404, description = "No such request in the organization", body = ErrorBody),
+        (status = 409, description = "`not_pending`", body = ErrorBody)))]
+fn deny_capability_request() {}
+
 // ----- the document -----
 
 struct SecuritySchemes;
@@ -974,6 +1148,10 @@ impl Modify for SecuritySchemes {
         well_known_aip, metrics, agent_trust, agent_trust_history, agent_credential,
         verify_action, agent_get_action, report_action_result, list_actions, get_action,
         approve_action, deny_action,
+        get_policies, put_policies, validate_policies, list_policy_versions, get_policy_version,
+        list_agent_capabilities, grant_agent_capability, revoke_agent_capability,
+        request_capability, list_capability_requests, get_capability_request,
+        approve_capability_request, deny_capability_request,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -985,6 +1163,7 @@ impl Modify for SecuritySchemes {
         (name = "audit", description = "The organization's verifiable log: entries, verification, checkpoints, RFC 9162 proofs"),
         (name = "agents", description = "Agent registration, lifecycle, AIP challenge-response, signed requests, DIDs"),
         (name = "actions", description = "Action verification, human approvals, outcome reports"),
+        (name = "governance", description = "Policy sets and versions, capability grants, the capability-request queue"),
         (name = "operations", description = "Health, readiness, this document"),
     )
 )]

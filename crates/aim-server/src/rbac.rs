@@ -54,6 +54,18 @@ pub enum Action {
     ActionsRead,
     ActionsApprove,
     ActionsDeny,
+    AgentCapabilitiesRead,
+    AgentCapabilitiesGrant,
+    AgentCapabilitiesRevoke,
+    CapabilityRequestsList,
+    CapabilityRequestsRead,
+    CapabilityRequestsApprove,
+    CapabilityRequestsDeny,
+    PoliciesRead,
+    PoliciesUpdate,
+    PoliciesValidate,
+    PolicyVersionsList,
+    PolicyVersionsRead,
 }
 
 use Role::{Admin, Manager, Member, Viewer};
@@ -197,6 +209,73 @@ pub const PERMISSIONS: &[(Action, &str, &str, &[Role])] = &[
         "/api/v1/actions/{id}/deny",
         MANAGERS,
     ),
+    // Governance (docs/agents.md "Capabilities", docs/POLICY.md "Server"): every role sees an
+    // agent's grants; managers and admins change them and decide requests (never for an agent
+    // they own or a request they made: separation of duties, checked in the handler); the policy
+    // set is read by managers and admins and saved by admins only. The agent's own request
+    // (`POST /api/v1/agents/{id}/capability-requests`) is signed, not in this table.
+    (
+        Action::AgentCapabilitiesRead,
+        "GET",
+        "/api/v1/agents/{id}/capabilities",
+        ALL,
+    ),
+    (
+        Action::AgentCapabilitiesGrant,
+        "POST",
+        "/api/v1/agents/{id}/capabilities",
+        MANAGERS,
+    ),
+    (
+        Action::AgentCapabilitiesRevoke,
+        "DELETE",
+        "/api/v1/agents/{id}/capabilities/{capability}",
+        MANAGERS,
+    ),
+    (
+        Action::CapabilityRequestsList,
+        "GET",
+        "/api/v1/capability-requests",
+        MANAGERS,
+    ),
+    (
+        Action::CapabilityRequestsRead,
+        "GET",
+        "/api/v1/capability-requests/{id}",
+        MANAGERS,
+    ),
+    (
+        Action::CapabilityRequestsApprove,
+        "POST",
+        "/api/v1/capability-requests/{id}/approve",
+        MANAGERS,
+    ),
+    (
+        Action::CapabilityRequestsDeny,
+        "POST",
+        "/api/v1/capability-requests/{id}/deny",
+        MANAGERS,
+    ),
+    (Action::PoliciesRead, "GET", "/api/v1/policies", MANAGERS),
+    (Action::PoliciesUpdate, "PUT", "/api/v1/policies", ADMINS),
+    (
+        Action::PoliciesValidate,
+        "POST",
+        "/api/v1/policies/validate",
+        MANAGERS,
+    ),
+    (
+        Action::PolicyVersionsList,
+        "GET",
+        "/api/v1/policies/versions",
+        MANAGERS,
+    ),
+    (
+        Action::PolicyVersionsRead,
+        "GET",
+        "/api/v1/policies/versions/{version}",
+        MANAGERS,
+    ),
 ];
 
 impl Action {
@@ -257,7 +336,7 @@ mod tests {
             assert!(seen.insert(*a), "{a:?} twice");
             assert!(!a.roles().is_empty());
         }
-        assert_eq!(seen.len(), 38);
+        assert_eq!(seen.len(), 50);
     }
 
     #[test]

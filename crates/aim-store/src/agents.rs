@@ -148,6 +148,10 @@ pub struct NewAgent {
     pub capabilities: Capabilities,
     pub public_key: Vec<u8>,
     pub created_at: i64,
+    /// Capability requests created with the agent, in the same transaction (declared
+    /// capabilities a member registered: they wait for a manager's approval). Each must name
+    /// this agent and be `pending`.
+    pub pending_requests: Vec<crate::actions::CapabilityRequest>,
 }
 
 /// One key of an agent's history.
@@ -250,7 +254,8 @@ pub enum DecisionOutcome {
 /// [`crate::Store`], implemented once for both backends (`agents_sql.rs`).
 #[async_trait::async_trait]
 pub trait AgentStore: Send + Sync {
-    /// Registers an agent with its inception key (version 1) in status `pending`. Fails with
+    /// Registers an agent with its inception key (version 1) in status `pending`, its declared
+    /// grants (`capabilities`) and its `pending_requests`, in one transaction. Fails with
     /// [`crate::Error::Conflict`] when the id, the key or the name (in the organization) is taken.
     async fn create_agent(&self, agent: &NewAgent, audit: &AuditRecord) -> Result<Agent>;
 

@@ -135,6 +135,21 @@ macro_rules! impl_agent_store {
                     .bind(a.created_at)
                     .execute(&mut *tx)
                     .await?;
+                    for r in &a.pending_requests {
+                        sqlx::query(
+                            "INSERT INTO capability_requests (id, org_id, agent_id, capability, reason, status, \
+                             requested_by, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)",
+                        )
+                        .bind(r.id)
+                        .bind(a.org_id)
+                        .bind(&a.id)
+                        .bind(&r.capability)
+                        .bind(&r.reason)
+                        .bind(&r.requested_by)
+                        .bind(r.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                     append_audit_on(&mut tx, audit).await?;
                     tx.commit().await?;
                     Ok(agent)

@@ -24,6 +24,8 @@ mod activity_sql;
 pub mod agents;
 mod agents_sql;
 pub mod audit_chain;
+pub mod capabilities;
+mod capabilities_sql;
 pub mod error;
 pub mod model;
 pub mod postgres;
@@ -40,6 +42,7 @@ pub use activity::{
     aggregate_activity,
 };
 pub use agents::*;
+pub use capabilities::*;
 pub use error::{Error, Result};
 pub use model::*;
 pub use store::Store;

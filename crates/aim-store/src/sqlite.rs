@@ -65,3 +65,4 @@ crate::sql::impl_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite, "sqli
 crate::agents_sql::impl_agent_store!(SqliteStore, sqlx::SqliteConnection);
 crate::actions_sql::impl_action_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 crate::activity_sql::impl_trust_store!(SqliteStore);
+crate::capabilities_sql::impl_capability_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);

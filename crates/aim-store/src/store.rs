@@ -8,7 +8,8 @@ use crate::model::*;
 /// Everything the server persists. Implemented by [`crate::sqlite::SqliteStore`] and
 /// [`crate::postgres::PgStore`]; both pass the same test suite (`tests/store_suite.rs`).
 ///
-/// Agent storage is the [`crate::AgentStore`] supertrait.
+/// Agent storage is the [`crate::AgentStore`] supertrait; decisions and policies are
+/// [`crate::ActionStore`], grants and capability requests [`crate::CapabilityStore`].
 ///
 /// Methods that take an `org_id` never touch rows of another organization. Methods that take an
 /// [`AuditRecord`] write it in the same transaction as the change.
@@ -17,6 +18,7 @@ pub trait Store:
     crate::agents::AgentStore
     + crate::actions::ActionStore
     + crate::activity::TrustStore
+    + crate::capabilities::CapabilityStore
     + Send
     + Sync
     + 'static

@@ -54,6 +54,7 @@ fn new_agent(org: Uuid, owner: Uuid, name: &str, key: u8) -> NewAgent {
         capabilities: Capabilities(vec!["files:read".into()]),
         public_key: vec![key; 32],
         created_at: NOW,
+        pending_requests: Vec::new(),
     }
 }
 

@@ -2,10 +2,13 @@
 //! documents, and the first agent-authenticated route (heartbeat). See `docs/agents.md`.
 
 use aim_core::aip::{self, Challenge, RejectCode, Rejection, VerifyContext};
-use aim_core::identity::{validate_capability, validate_name};
+use aim_core::identity::validate_name;
 use aim_core::keys::{PublicKey, agent_id_for, decode_base64, encode_base64, is_agent_id};
 use aim_core::request_signing::rotation_proof_input;
-use aim_store::{Agent, AgentStatus, Capabilities, NewAgent, StoredChallenge, Transition};
+use aim_store::{
+    Agent, AgentStatus, Capabilities, CapabilityRequest, NewAgent, RequestStatus, StoredChallenge,
+    Transition,
+};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -74,7 +77,7 @@ pub(crate) fn check_manages(caller: &Caller, agent: &Agent) -> Result<(), ApiErr
 }
 
 /// Parses an optional JSON body (empty body → `T::default()`).
-fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -93,6 +96,11 @@ pub struct Register {
 }
 
 /// `POST /api/v1/agents {name, publicKey, capabilities?}` → 201 agent (status `pending`).
+///
+/// Declared capabilities (grammar of `aim_policy::Grant`) become grants when the caller is a
+/// manager or an admin; a member's (or a member's API key's) become pending capability requests
+/// (`requestedBy: user:<id>`, reason "declared at registration") created in the same transaction,
+/// listed in `pendingCapabilities` and waiting for another manager's approval.
 pub async fn register(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,29 +118,57 @@ pub async fn register(
     if req.capabilities.len() > 100 {
         return Err(ApiError::bad_request("at most 100 capabilities").into());
     }
-    let mut caps = Vec::with_capacity(req.capabilities.len());
+    let mut caps: Vec<String> = Vec::with_capacity(req.capabilities.len());
     for c in &req.capabilities {
-        validate_capability(c).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        if !caps.contains(c) {
-            caps.push(c.clone());
+        let g = crate::routes::capabilities::parse_grant(c)?.to_string();
+        if !caps.contains(&g) {
+            caps.push(g);
         }
     }
     let id = agent_id_for(&pk.to_bytes());
+    let now = state.now_ms();
+    let (granted, pending) = if caller.manages_all() {
+        (caps, Vec::new())
+    } else {
+        (Vec::new(), caps)
+    };
+    let requests = pending
+        .iter()
+        .map(|c| CapabilityRequest {
+            id: uuid::Uuid::now_v7(),
+            org_id: caller.org_id(),
+            agent_id: id.clone(),
+            capability: c.clone(),
+            reason: crate::routes::capabilities::REGISTRATION_REASON.into(),
+            status: RequestStatus::Pending,
+            requested_by: format!("user:{}", caller.user.id),
+            created_at: now,
+            decided_by: None,
+            decided_at: None,
+            note: None,
+        })
+        .collect();
     let new = NewAgent {
         id: id.clone(),
         org_id: caller.org_id(),
         name: req.name.clone(),
         owner_id: caller.user.id,
-        capabilities: Capabilities(caps.clone()),
+        capabilities: Capabilities(granted.clone()),
         public_key: pk.to_bytes().to_vec(),
-        created_at: state.now_ms(),
+        created_at: now,
+        pending_requests: requests,
     };
     let audit = state.audit(
         Some(caller.org_id()),
         "agent.registered",
         caller.actor(),
         Some(format!("agent:{id}")),
-        json!({ "name": req.name, "publicKey": encode_base64(&new.public_key), "capabilities": caps }),
+        json!({
+            "name": req.name,
+            "publicKey": encode_base64(&new.public_key),
+            "capabilities": granted,
+            "pendingCapabilities": pending,
+        }),
         caller.client_addr.clone(),
     );
     let agent = state.store.create_agent(&new, &audit).await.map_err(|e| match e {
@@ -141,7 +177,9 @@ pub async fn register(
         )),
         other => other.into(),
     })?;
-    Ok((StatusCode::CREATED, Json(agent_json(&state, &agent))))
+    let mut body = agent_json(&state, &agent);
+    body["pendingCapabilities"] = json!(pending);
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 #[derive(Deserialize, Default)]

@@ -5,16 +5,18 @@ pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod capabilities;
 pub mod credentials;
 pub mod health;
 pub mod org;
+pub mod policies;
 pub mod users;
 
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -94,6 +96,49 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/actions/{id}", get(actions::get_one))
         .route("/api/v1/actions/{id}/approve", post(actions::approve))
         .route("/api/v1/actions/{id}/deny", post(actions::deny))
+        .route(
+            "/api/v1/policies",
+            get(policies::current)
+                .put(policies::save)
+                .layer(DefaultBodyLimit::max(policies::MAX_POLICY_BODY)),
+        )
+        .route(
+            "/api/v1/policies/validate",
+            post(policies::validate).layer(DefaultBodyLimit::max(policies::MAX_POLICY_BODY)),
+        )
+        .route("/api/v1/policies/versions", get(policies::versions))
+        .route(
+            "/api/v1/policies/versions/{version}",
+            get(policies::version),
+        )
+        .route(
+            "/api/v1/agents/{id}/capabilities",
+            get(capabilities::list).post(capabilities::grant),
+        )
+        .route(
+            "/api/v1/agents/{id}/capabilities/{capability}",
+            delete(capabilities::revoke),
+        )
+        .route(
+            "/api/v1/agents/{id}/capability-requests",
+            post(capabilities::request),
+        )
+        .route(
+            "/api/v1/capability-requests",
+            get(capabilities::list_requests),
+        )
+        .route(
+            "/api/v1/capability-requests/{id}",
+            get(capabilities::get_request),
+        )
+        .route(
+            "/api/v1/capability-requests/{id}/approve",
+            post(capabilities::approve),
+        )
+        .route(
+            "/api/v1/capability-requests/{id}/deny",
+            post(capabilities::deny),
+        )
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .route("/metrics", get(crate::metrics::handler))
         // Operations layers. `route_layer`s see the matched route and cover every route above.

@@ -1182,7 +1182,7 @@ async fn concurrent_requests_are_group_committed(ctx: Ctx) {
     ctx.stop().await;
 }
 
-async fn futures_join_all<F: std::future::Future>(
+pub async fn futures_join_all<F: std::future::Future>(
     futs: impl IntoIterator<Item = F>,
 ) -> Vec<F::Output> {
     let mut set = Vec::new();

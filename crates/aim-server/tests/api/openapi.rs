@@ -34,6 +34,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/v1/agents/{id}/actions/verify"),
     ("GET", "/api/v1/agents/{id}/actions/{action_id}"),
     ("POST", "/api/v1/agents/{id}/actions/{action_id}/result"),
+    ("POST", "/api/v1/agents/{id}/capability-requests"),
 ];
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];

@@ -37,6 +37,8 @@ enum Target {
     /// The template followed by this query string.
     Query(&'static str),
     ManagerAgent,
+    /// A capability request id that exists nowhere (allowed callers get 404).
+    NoRequest,
     /// `{id}` replaced by this fixed value.
     Fixed(&'static str),
 }
@@ -60,6 +62,10 @@ fn aip_body(_: usize) -> Option<Value> {
         "expiresAt": "2026-01-01T00:05:00Z", "signature": "CCCC", "publicKey": "DDDD", "keyId": "k",
         "signedAt": "2026-01-01T00:00:00Z", "algorithm": "Ed25519"
     }))
+}
+
+fn policy_body(_: usize) -> Option<Value> {
+    Some(json!({ "language": "cedar", "source": aim_server::authz::DEFAULT_POLICY }))
 }
 
 fn none(_: usize) -> Option<Value> {
@@ -339,6 +345,106 @@ fn table() -> Vec<Row> {
             [403, 403, 409, 409],
             404,
         ),
+        // Grants on the manager's (pending) agent: the manager grants, the admin finds it held
+        // (200, unchanged); the manager revokes it, the admin finds it gone (404 not_granted).
+        r(
+            Method::GET,
+            "/api/v1/agents/{id}/capabilities",
+            ManagerAgent,
+            none,
+            [200, 200, 200, 200],
+            404,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/agents/{id}/capabilities",
+            ManagerAgent,
+            |_| Some(json!({ "capability": "files:write" })),
+            [403, 403, 200, 200],
+            404,
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/agents/{id}/capabilities/{capability}",
+            ManagerAgent,
+            none,
+            [403, 403, 200, 404],
+            404,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/capability-requests",
+            None,
+            none,
+            [403, 403, 200, 200],
+            200,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/capability-requests/{id}",
+            NoRequest,
+            none,
+            [403, 403, 404, 404],
+            404,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/capability-requests/{id}/approve",
+            NoRequest,
+            empty,
+            [403, 403, 404, 404],
+            404,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/capability-requests/{id}/deny",
+            NoRequest,
+            empty,
+            [403, 403, 404, 404],
+            404,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/policies",
+            None,
+            none,
+            [403, 403, 200, 200],
+            200,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/policies/validate",
+            None,
+            policy_body,
+            [403, 403, 200, 200],
+            200,
+        ),
+        // The admin saved version 1 before the walk: this is version 2 (version 1 for the other
+        // organization, whose admin cannot read version 2 below).
+        r(
+            Method::PUT,
+            "/api/v1/policies",
+            None,
+            policy_body,
+            [403, 403, 403, 201],
+            201,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/policies/versions",
+            None,
+            none,
+            [403, 403, 200, 200],
+            200,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/policies/versions/{version}",
+            None,
+            none,
+            [403, 403, 200, 200],
+            404,
+        ),
         // Action decisions: everyone lists and reads (no such decision: 404); managers and
         // admins reach the lookup of approve/deny (404).
         r(
@@ -434,6 +540,15 @@ async fn every_route_with_every_role(ctx: Ctx) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{a}");
     let manager_agent = a["id"].as_str().unwrap().to_string();
+    let (s, v) = ctx
+        .call(
+            Method::PUT,
+            "/api/v1/policies",
+            Cred::Bearer(&admin),
+            policy_body(0),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
 
     // Another organization.
     let st = &ctx.ts.server.state;
@@ -509,7 +624,11 @@ async fn every_route_with_every_role(ctx: Ctx) {
             Target::Query(q) => format!("{}{q}", row.template),
             Target::ManagerAgent => row.template.replace("{id}", &manager_agent),
             Target::Fixed(v) => row.template.replace("{id}", v),
+            Target::NoRequest => row.template.replace("{id}", &Uuid::now_v7().to_string()),
         };
+        let path = path
+            .replace("{capability}", "files:write")
+            .replace("{version}", "2");
         // No credentials: always 401.
         n += 1;
         let (s, _) = ctx
