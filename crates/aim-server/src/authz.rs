@@ -55,6 +55,9 @@ pub struct OrgAuthz {
     pub mode: EnforcementMode,
 }
 
+/// A limiter of one governance `rate_limit` quota, keyed by (policy, agent, capability).
+type ObligationLimiter = KeyedLimiter<(String, String, String)>;
+
 #[derive(Debug, Clone)]
 struct CachedAgent {
     agent: Arc<Agent>,
@@ -74,7 +77,7 @@ pub struct Authz {
     pub action_limiter: KeyedLimiter<(String, String)>,
     /// Limiters of governance `rate_limit` obligations, one per (limit, period), keyed by
     /// (policy, agent, capability).
-    obligation_limiters: Mutex<HashMap<(u64, u64), Arc<KeyedLimiter<(String, String, String)>>>>,
+    obligation_limiters: Mutex<HashMap<(u64, u64), Arc<ObligationLimiter>>>,
 }
 
 impl Authz {

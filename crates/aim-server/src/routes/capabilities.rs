@@ -55,7 +55,7 @@ pub fn parse_grant(s: &str) -> Result<Grant, ApiError> {
 /// grant matching it such as `namespace:*`. Unreadable stored grants cover nothing.
 fn covered(grants: &[String], wanted: &Grant) -> bool {
     let text = wanted.to_string();
-    if grants.iter().any(|g| *g == text) {
+    if grants.contains(&text) {
         return true;
     }
     if wanted.is_wildcard() {
