@@ -155,8 +155,7 @@ async fn scenario(ts: TestServer) {
     assert_eq!(r["problem"]["seq"], 3, "{r}");
 
     // History rewritten after the checkpoint: the whole log replaced by a self-consistent one
-    // (entries, Merkle nodes, head recomputed by the server's own code). Verification without the
-    // saved checkpoint passes — with it, the rewrite is caught.
+    // (entries, Merkle nodes, head recomputed by the server's own code).
     for sql in [
         "DELETE FROM audit_entries WHERE org_id = $1",
         "DELETE FROM audit_nodes WHERE org_id = $1",
@@ -177,21 +176,40 @@ async fn scenario(ts: TestServer) {
         })
         .collect();
     ts.server.state.store.append_audits(&forged).await.unwrap();
-    let o = opena2a(
+    let unsaved = |server: &str| {
         vec![
-            "audit".into(),
+            "audit".to_string(),
             "verify".into(),
             "--server".into(),
-            server.clone(),
-        ],
-        env(),
-    )
-    .await;
+            server.to_string(),
+        ]
+    };
+    // The running server remembers the tree it verified: the new head does not extend it, so it
+    // refuses to sign a checkpoint over the rewritten log (an error, exit 2, naming the refusal).
+    let o = opena2a(unsaved(&server), env()).await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("409"), "{}", text(&o));
+    // A restarted server has no such memory: the forged log is self-consistent, so verification
+    // without a saved checkpoint passes — only the checkpoint kept outside the server catches it.
+    let ts = ts.restart().await.unwrap();
+    let server = ts.base.clone();
+    let o = opena2a(unsaved(&server), env()).await;
     assert!(
         o.status.success(),
         "self-consistent without a checkpoint: {}",
         text(&o)
     );
+    let verify = || {
+        vec![
+            "--json".to_string(),
+            "audit".into(),
+            "verify".into(),
+            "--server".into(),
+            server.clone(),
+            "--checkpoint".into(),
+            cp.display().to_string(),
+        ]
+    };
     let o = opena2a(verify(), env()).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();

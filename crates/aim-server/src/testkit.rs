@@ -57,6 +57,8 @@ pub struct TestServer {
     pub base: String,
     pub server: Server,
     pub clock: Arc<ManualClock>,
+    /// The configuration the server started with (reused by [`TestServer::restart`]).
+    config: Config,
     _home: tempfile::TempDir,
     _db: TestDb,
 }
@@ -92,12 +94,13 @@ impl TestServer {
         cfg.ops.rate_limit_login_per_minute = 0;
         tweak(&mut cfg);
         let clock = Arc::new(ManualClock::new());
-        let server = crate::start(cfg, clock.clone()).await?;
+        let server = crate::start(cfg.clone(), clock.clone()).await?;
         let scheme = if server.tls { "https" } else { "http" };
         Ok(TestServer {
             base: format!("{scheme}://{}", server.addr),
             server,
             clock,
+            config: cfg,
             _home: home,
             _db: db,
         })
@@ -106,6 +109,31 @@ impl TestServer {
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// Shuts the server down and starts a new process state over the same database, home
+    /// directory and clock (a server restart: nothing held in memory survives). The new server
+    /// listens on a new port; read [`TestServer::base`] again.
+    pub async fn restart(self) -> Result<TestServer, crate::Error> {
+        let TestServer {
+            server,
+            clock,
+            config,
+            _home,
+            _db,
+            ..
+        } = self;
+        server.shutdown().await?;
+        let server = crate::start(config.clone(), clock.clone()).await?;
+        let scheme = if server.tls { "https" } else { "http" };
+        Ok(TestServer {
+            base: format!("{scheme}://{}", server.addr),
+            server,
+            clock,
+            config,
+            _home,
+            _db,
+        })
     }
 
     /// Shuts the server down and drops the database.
