@@ -9,6 +9,7 @@
 //! | [`Rule::DriftThenDenials`] | MCP capability drift, then ≥ 3 denials within 30 min | high |
 //! | [`Rule::TrustCollapse`] | the trust score falls by ≥ 20 points within 60 min | high |
 //! | [`Rule::ProbingAfterDenial`] | a capability request within 2 min after a denial of the same capability | medium |
+//! | [`Rule::DenialBurstFromNewOrigin`] | an unusual-origin anomaly and a denial-burst anomaly (either order) within 15 min | high |
 //!
 //! An incident groups member event ids; while an incident of the same rule for the same agent is
 //! open (not resolved) and its last member is within the rule's window, new matches join it
@@ -50,6 +51,11 @@ pub enum SecurityEventKind {
         from: f64,
         to: f64,
     },
+    /// An anomaly the detectors of [`crate::anomaly`] found (the detector's snake_case name,
+    /// e.g. `denial_burst`, `unusual_origin`).
+    Anomaly {
+        detector: String,
+    },
 }
 
 /// One event; `id` is the caller's reference (e.g. the audit entry's sequence number).
@@ -72,13 +78,16 @@ pub enum Rule {
     DriftThenDenials,
     TrustCollapse,
     ProbingAfterDenial,
+    DenialBurstFromNewOrigin,
 }
 
 impl Rule {
     pub fn severity(self) -> Severity {
         match self {
             Rule::CompromisedKeySuspected => Severity::Critical,
-            Rule::DriftThenDenials | Rule::TrustCollapse => Severity::High,
+            Rule::DriftThenDenials | Rule::TrustCollapse | Rule::DenialBurstFromNewOrigin => {
+                Severity::High
+            }
             Rule::ProbingAfterDenial => Severity::Medium,
         }
     }
@@ -90,6 +99,7 @@ impl Rule {
             Rule::DriftThenDenials => 30 * MINUTE,
             Rule::TrustCollapse => 60 * MINUTE,
             Rule::ProbingAfterDenial => 2 * MINUTE,
+            Rule::DenialBurstFromNewOrigin => 15 * MINUTE,
         }
     }
 }
@@ -257,6 +267,29 @@ impl Correlator {
                         rule,
                         m,
                         format!("trust fell from {high:.1} to {to:.1} within 60 minutes"),
+                    ));
+                }
+            }
+            SecurityEventKind::Anomaly { detector } => {
+                let rule = Rule::DenialBurstFromNewOrigin;
+                let partner = match detector.as_str() {
+                    "denial_burst" => Some("unusual_origin"),
+                    "unusual_origin" => Some("denial_burst"),
+                    _ => None,
+                };
+                if let Some(partner) = partner
+                    && let Some(p) = recent.iter().rev().find(|ev| {
+                        within(ev, rule)
+                            && matches!(&ev.kind, SecurityEventKind::Anomaly { detector: d } if d == partner)
+                    })
+                {
+                    matches.push((
+                        rule,
+                        vec![p.id.clone(), e.id.clone()],
+                        format!(
+                            "a burst of denials and a request origin never seen before (within {} minutes)",
+                            rule.window_ms() / MINUTE
+                        ),
                     ));
                 }
             }
@@ -523,5 +556,47 @@ mod tests {
             ));
         }
         assert!(c.recent["aim_a"].len() <= MAX_EVENTS);
+    }
+
+    #[test]
+    fn denial_burst_with_a_new_origin_correlates_in_either_order_within_15_minutes() {
+        let anomaly = |d: &str| SecurityEventKind::Anomaly {
+            detector: d.to_string(),
+        };
+        // origin first, burst 14 minutes later: one high incident with both members
+        let mut c = Correlator::new();
+        assert!(
+            c.observe(&ev(1, T, None, anomaly("unusual_origin")))
+                .is_empty()
+        );
+        let out = c.observe(&ev(2, T + 14 * MINUTE, None, anomaly("denial_burst")));
+        assert_eq!(out, vec![Outcome::Opened(0)]);
+        assert_eq!(c.incidents[0].rule, Rule::DenialBurstFromNewOrigin);
+        assert_eq!(c.incidents[0].severity, Severity::High);
+        assert_eq!(c.incidents[0].members, ["1", "2"]);
+        // burst first, then the origin: same rule
+        let mut c = Correlator::new();
+        c.observe(&ev(1, T, None, anomaly("denial_burst")));
+        assert_eq!(
+            c.observe(&ev(2, T + MINUTE, None, anomaly("unusual_origin"))),
+            vec![Outcome::Opened(0)]
+        );
+        // 16 minutes apart, or two anomalies of the same kind, or other detectors: nothing
+        let mut c = Correlator::new();
+        c.observe(&ev(1, T, None, anomaly("unusual_origin")));
+        assert!(
+            c.observe(&ev(2, T + 16 * MINUTE, None, anomaly("denial_burst")))
+                .is_empty()
+        );
+        let mut c = Correlator::new();
+        c.observe(&ev(1, T, None, anomaly("denial_burst")));
+        assert!(
+            c.observe(&ev(2, T + 1, None, anomaly("denial_burst")))
+                .is_empty()
+        );
+        assert!(
+            c.observe(&ev(3, T + 2, None, anomaly("new_capability")))
+                .is_empty()
+        );
     }
 }

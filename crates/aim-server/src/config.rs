@@ -98,6 +98,45 @@ pub struct Config {
     /// How long an agent's trust score is reused on the decision path before it is recomputed
     /// (`trust_cache_ttl_secs`, `AIM_TRUST_CACHE_TTL_SECS`), 0 (no reuse) to 3600. Default 30.
     pub trust_cache_ttl_secs: u64,
+    /// Security monitoring and alert delivery (`docs/monitoring.md`).
+    pub monitor: MonitorConfig,
+}
+
+/// Settings of the security monitor and the alert delivery worker.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// How often each replica analyses new audit entries and sends due alerts
+    /// (`monitor_interval_ms`, `AIM_MONITOR_INTERVAL_MS`, at least 10). Default 1000.
+    pub interval_ms: u64,
+    /// Attempts per alert delivery before it is dead-lettered (`alert_max_attempts`,
+    /// `AIM_ALERT_MAX_ATTEMPTS`, 1 to 20). Default 6.
+    pub alert_max_attempts: u32,
+    /// Backoff base and cap between attempts (`alert_retry_base_ms`, `alert_retry_max_ms`).
+    /// Defaults 2000 and 300 000.
+    pub alert_retry_base_ms: u64,
+    pub alert_retry_max_ms: u64,
+    /// Timeout of one webhook POST (`alert_webhook_timeout_secs`). Default 10.
+    pub webhook_timeout_secs: u64,
+    /// Accept `http://` webhook URLs (`alert_webhook_allow_http`, `AIM_ALERT_WEBHOOK_ALLOW_HTTP`).
+    /// Default false: webhooks must be `https://`.
+    pub webhook_allow_http: bool,
+    /// SMTP relay for email routes (`smtp_*`, `AIM_SMTP_*`); `None` when `smtp_host` is unset
+    /// (email routes are then refused).
+    pub smtp: Option<aim_alerts::email::SmtpConfig>,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            interval_ms: 1000,
+            alert_max_attempts: 6,
+            alert_retry_base_ms: 2000,
+            alert_retry_max_ms: 300_000,
+            webhook_timeout_secs: 10,
+            webhook_allow_http: false,
+            smtp: None,
+        }
+    }
 }
 
 /// Settings of the action-verification path.
@@ -207,6 +246,18 @@ pub struct FileConfig {
     pub decision_batch_max: Option<u32>,
     pub credential_ttl_secs: Option<u64>,
     pub trust_cache_ttl_secs: Option<u64>,
+    pub monitor_interval_ms: Option<u64>,
+    pub alert_max_attempts: Option<u32>,
+    pub alert_retry_base_ms: Option<u64>,
+    pub alert_retry_max_ms: Option<u64>,
+    pub alert_webhook_timeout_secs: Option<u64>,
+    pub alert_webhook_allow_http: Option<bool>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_security: Option<String>,
+    pub smtp_username: Option<String>,
+    pub smtp_from: Option<String>,
+    pub smtp_ca_cert: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_self_signed: Option<bool>,
@@ -414,6 +465,87 @@ impl Config {
                 d.agent_cache_capacity,
             )?,
         };
+        let md = MonitorConfig::default();
+        let smtp = match e("AIM_SMTP_HOST").or(file.smtp_host.clone()) {
+            None => None,
+            Some(host) => {
+                let security = match e("AIM_SMTP_SECURITY")
+                    .or(file.smtp_security.clone())
+                    .as_deref()
+                {
+                    None | Some("starttls") => aim_alerts::email::SmtpSecurity::StartTls,
+                    Some("tls") => aim_alerts::email::SmtpSecurity::Tls,
+                    Some("none") => aim_alerts::email::SmtpSecurity::None,
+                    Some(other) => {
+                        return Err(Error::Config(format!(
+                            "smtp_security {other:?}: use starttls, tls or none"
+                        )));
+                    }
+                };
+                let port = num("AIM_SMTP_PORT", file.smtp_port.map(u64::from), 587)?;
+                let ca_cert_pem = match e("AIM_SMTP_CA_CERT")
+                    .map(PathBuf::from)
+                    .or(file.smtp_ca_cert.clone())
+                {
+                    Some(p) => Some(std::fs::read_to_string(&p).map_err(|err| {
+                        Error::Config(format!("smtp_ca_cert {}: {err}", p.display()))
+                    })?),
+                    None => None,
+                };
+                Some(aim_alerts::email::SmtpConfig {
+                    host,
+                    port: u16::try_from(port)
+                        .map_err(|_| Error::Config(format!("smtp_port {port} is not a port")))?,
+                    security,
+                    username: e("AIM_SMTP_USERNAME").or(file.smtp_username.clone()),
+                    password: e("AIM_SMTP_PASSWORD"),
+                    from: e("AIM_SMTP_FROM")
+                        .or(file.smtp_from.clone())
+                        .unwrap_or_else(|| "AIM <aim@localhost>".into()),
+                    ca_cert_pem,
+                    timeout_secs: 15,
+                })
+            }
+        };
+        let monitor = MonitorConfig {
+            interval_ms: num(
+                "AIM_MONITOR_INTERVAL_MS",
+                file.monitor_interval_ms,
+                md.interval_ms,
+            )?
+            .max(10),
+            alert_max_attempts: small(
+                "AIM_ALERT_MAX_ATTEMPTS",
+                file.alert_max_attempts,
+                md.alert_max_attempts,
+            )?,
+            alert_retry_base_ms: num(
+                "AIM_ALERT_RETRY_BASE_MS",
+                file.alert_retry_base_ms,
+                md.alert_retry_base_ms,
+            )?,
+            alert_retry_max_ms: num(
+                "AIM_ALERT_RETRY_MAX_MS",
+                file.alert_retry_max_ms,
+                md.alert_retry_max_ms,
+            )?,
+            webhook_timeout_secs: num(
+                "AIM_ALERT_WEBHOOK_TIMEOUT_SECS",
+                file.alert_webhook_timeout_secs,
+                md.webhook_timeout_secs,
+            )?
+            .max(1),
+            webhook_allow_http: bool_of(
+                "AIM_ALERT_WEBHOOK_ALLOW_HTTP",
+                file.alert_webhook_allow_http,
+            )?,
+            smtp,
+        };
+        if !(1..=20).contains(&monitor.alert_max_attempts) {
+            return Err(Error::Config(
+                "alert_max_attempts must be between 1 and 20".into(),
+            ));
+        }
         let cfg = Config {
             ops,
             decisions,
@@ -503,6 +635,7 @@ impl Config {
             decision_batch_max: small("AIM_DECISION_BATCH_MAX", file.decision_batch_max, 256)?,
             credential_ttl_secs: num("AIM_CREDENTIAL_TTL_SECS", file.credential_ttl_secs, 86_400)?,
             trust_cache_ttl_secs: num("AIM_TRUST_CACHE_TTL_SECS", file.trust_cache_ttl_secs, 30)?,
+            monitor,
             home,
         };
         cfg.validate()?;

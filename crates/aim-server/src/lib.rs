@@ -18,8 +18,11 @@
 //! - [`openapi`]: the OpenAPI 3.1 document (`GET /api/v1/openapi.json`).
 //! - [`tls`]: TLS 1.3 listener; [`client_ip`]: trusted-proxy address resolution;
 //!   [`ratelimit`]: quotas; [`metrics`]: `GET /metrics`; [`key_rotation`]: master-key rotation.
+//! - [`monitor`]: anomaly detection and event correlation over the audit log; [`alerting`]:
+//!   webhook and email delivery of the alerts they raise.
 
 pub mod agent_auth;
+pub mod alerting;
 pub mod api_key;
 pub mod audit_log;
 pub mod auth;
@@ -30,6 +33,7 @@ pub mod did;
 pub mod error;
 pub mod jwt;
 pub mod keyring;
+pub mod monitor;
 pub mod openapi;
 pub mod password;
 pub mod rbac;
@@ -73,6 +77,7 @@ pub struct Server {
     rotation: JoinHandle<()>,
     checkpointer: JoinHandle<()>,
     decisions: JoinHandle<()>,
+    monitor: JoinHandle<()>,
     /// Whether the server speaks TLS (`https://`).
     pub tls: bool,
 }
@@ -86,7 +91,7 @@ impl Server {
         self.rotation.abort();
         self.checkpointer.abort();
         self.decisions.abort();
-        self.decisions.abort();
+        self.monitor.abort();
         let res = (&mut self.task)
             .await
             .map_err(|e| Error::Io(format!("server task: {e}")))?;
@@ -102,6 +107,7 @@ impl Server {
         self.rotation.abort();
         self.checkpointer.abort();
         self.decisions.abort();
+        self.monitor.abort();
         res?
     }
 }
@@ -296,6 +302,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, 
     });
     let checkpointer = audit_log::spawn_checkpointer(state.clone());
     let decisions = authz::spawn_sync(state.clone());
+    let monitor = monitor::spawn(state.clone());
     tracing::info!(%addr, scheme, store = state.store.backend(), "AIM server listening");
     Ok(Server {
         addr,
@@ -305,6 +312,7 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, 
         rotation,
         checkpointer,
         decisions,
+        monitor,
         tls,
     })
 }

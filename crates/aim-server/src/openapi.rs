@@ -232,6 +232,24 @@ pub struct CapabilityRequestBody {
     pub reason: String,
 }
 
+/// An alert route (creation: `name` and `channel` required; update: every field optional).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRouteBody {
+    pub name: Option<String>,
+    /// `webhook` or `email`.
+    pub channel: Option<String>,
+    /// `low`, `medium` (default), `high` or `critical`: alerts of this severity or higher.
+    pub min_severity: Option<String>,
+    pub enabled: Option<bool>,
+    /// Webhook URL (`https://`, or `http://` with `alert_webhook_allow_http`).
+    pub url: Option<String>,
+    /// Email recipients (1-20).
+    pub to: Option<Vec<String>>,
+    /// Webhook HMAC secret, 32-512 characters; generated when absent at creation.
+    pub secret: Option<String>,
+}
+
 /// An optional note on a decision.
 #[derive(Serialize, ToSchema)]
 pub struct DecisionNote {
@@ -1095,6 +1113,148 @@ fn approve_capability_request() {}
         (status = 409, description = "`not_pending`", body = ErrorBody)))]
 fn deny_capability_request() {}
 
+#[utoipa::path(get, path = "/api/v1/anomalies", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("agentId" = Option<String>, Query, description = "Only this agent"), ("before" = Option<Uuid>, Query, description = "Keyset cursor (the previous page's `next`)"), ("limit" = Option<u32>, Query, description = "1-500, default 100")),
+    responses(
+        (status = 200, description = "{anomalies: [{id, agentId, detector, severity, weight, at, statistic, baseline, threshold, message, eventSeq}], next}, newest first", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody)))]
+fn list_anomalies() {}
+
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("state" = Option<String>, Query, description = "open, acknowledged or resolved"), ("agentId" = Option<String>, Query, description = "Only this agent"), ("before" = Option<Uuid>, Query, description = "Keyset cursor (the previous page's `next`)"), ("limit" = Option<u32>, Query, description = "1-500, default 100")),
+    responses(
+        (status = 200, description = "{incidents: [{id, agentId, rule, severity, state, firstAt, lastAt, members, summary, updatedAt, updatedBy}], next}", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody)))]
+fn list_incidents() {}
+
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Id")),
+    responses(
+        (status = 200, description = "The incident", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody),
+        (status = 404, description = "No such incident in the organization", body = ErrorBody)))]
+fn get_incident() {}
+
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/acknowledge", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Id")), request_body = DecisionNote,
+    responses(
+        (status = 200, description = "The incident, acknowledged (audited)", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody),
+        (status = 404, description = "No such incident in the organization", body = ErrorBody),
+        (status = 409, description = "`invalid_transition` (states only go forward)", body = ErrorBody)))]
+fn acknowledge_incident() {}
+
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/resolve", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Id")), request_body = DecisionNote,
+    responses(
+        (status = 200, description = "The incident, resolved (audited)", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody),
+        (status = 404, description = "No such incident in the organization", body = ErrorBody),
+        (status = 409, description = "`invalid_transition` (states only go forward)", body = ErrorBody)))]
+fn resolve_incident() {}
+
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("state" = Option<String>, Query, description = "open, acknowledged or resolved"), ("agentId" = Option<String>, Query, description = "Only this agent"), ("before" = Option<Uuid>, Query, description = "Keyset cursor (the previous page's `next`)"), ("limit" = Option<u32>, Query, description = "1-500, default 100")),
+    responses(
+        (status = 200, description = "{alerts: [{id, severity, kind, title, agentId, details, state, createdAt, updatedAt, updatedBy}], next}", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody)))]
+fn list_alerts() {}
+
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Id")),
+    responses(
+        (status = 200, description = "The alert with `deliveries: [{id, routeId, status, attempts, nextAttemptAt, lastError, lastHttpStatus, log}]`", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody),
+        (status = 404, description = "No such alert in the organization", body = ErrorBody)))]
+fn get_alert() {}
+
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/acknowledge", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Id")), request_body = DecisionNote,
+    responses(
+        (status = 200, description = "The alert, acknowledged (audited)", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody),
+        (status = 404, description = "No such alert in the organization", body = ErrorBody),
+        (status = 409, description = "`invalid_transition` (states only go forward)", body = ErrorBody)))]
+fn acknowledge_alert() {}
+
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Id")), request_body = DecisionNote,
+    responses(
+        (status = 200, description = "The alert, resolved (audited)", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody),
+        (status = 404, description = "No such alert in the organization", body = ErrorBody),
+        (status = 409, description = "`invalid_transition` (states only go forward)", body = ErrorBody)))]
+fn resolve_alert() {}
+
+#[utoipa::path(get, path = "/api/v1/alert-routes", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "{routes: [{id, name, minSeverity, enabled, channel, target, hasSecret, createdAt, updatedAt}]} (secrets never shown)", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody)))]
+fn list_alert_routes() {}
+
+#[utoipa::path(post, path = "/api/v1/alert-routes", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])), request_body = AlertRouteBody,
+    responses(
+        (status = 201, description = "The route; a webhook route carries its `secret` in this answer only", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (admins)", body = ErrorBody),
+        (status = 400, description = "`invalid_webhook_url`; bad name, severity, recipients or secret", body = ErrorBody),
+        (status = 409, description = "`smtp_not_configured` (email route without an SMTP relay)", body = ErrorBody)))]
+fn create_alert_route() {}
+
+#[utoipa::path(get, path = "/api/v1/alert-routes/{id}", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Id")),
+    responses(
+        (status = 200, description = "The route (no secret)", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody),
+        (status = 404, description = "No such route in the organization", body = ErrorBody)))]
+fn get_alert_route() {}
+
+#[utoipa::path(patch, path = "/api/v1/alert-routes/{id}", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Id")), request_body = AlertRouteBody,
+    responses(
+        (status = 200, description = "The route as changed (the channel cannot change)", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (admins)", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody),
+        (status = 404, description = "No such route in the organization", body = ErrorBody)))]
+fn update_alert_route() {}
+
+#[utoipa::path(delete, path = "/api/v1/alert-routes/{id}", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Id")),
+    responses(
+        (status = 204, description = "Deleted with its pending deliveries"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (admins)", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody),
+        (status = 404, description = "No such route in the organization", body = ErrorBody)))]
+fn delete_alert_route() {}
+
+#[utoipa::path(post, path = "/api/v1/alert-routes/{id}/test", tag = "monitoring", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Id")),
+    responses(
+        (status = 200, description = "{delivered, httpStatus, error}: one test alert sent now", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (admins)", body = ErrorBody),
+        (status = 400, description = "Malformed id, query or body", body = ErrorBody),
+        (status = 404, description = "No such route in the organization", body = ErrorBody)))]
+fn test_alert_route() {}
+
 // ----- the document -----
 
 struct SecuritySchemes;
@@ -1152,6 +1312,10 @@ impl Modify for SecuritySchemes {
         list_agent_capabilities, grant_agent_capability, revoke_agent_capability,
         request_capability, list_capability_requests, get_capability_request,
         approve_capability_request, deny_capability_request,
+        list_anomalies, list_incidents, get_incident, acknowledge_incident, resolve_incident,
+        list_alerts, get_alert, acknowledge_alert, resolve_alert,
+        list_alert_routes, create_alert_route, get_alert_route, update_alert_route,
+        delete_alert_route, test_alert_route,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -1164,6 +1328,7 @@ impl Modify for SecuritySchemes {
         (name = "agents", description = "Agent registration, lifecycle, AIP challenge-response, signed requests, DIDs"),
         (name = "actions", description = "Action verification, human approvals, outcome reports"),
         (name = "governance", description = "Policy sets and versions, capability grants, the capability-request queue"),
+        (name = "monitoring", description = "Anomalies, correlated incidents, alerts and where they are delivered"),
         (name = "operations", description = "Health, readiness, this document"),
     )
 )]

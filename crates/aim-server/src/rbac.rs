@@ -58,6 +58,21 @@ pub enum Action {
     AgentCapabilitiesGrant,
     AgentCapabilitiesRevoke,
     CapabilityRequestsList,
+    AnomaliesList,
+    IncidentsList,
+    IncidentsRead,
+    IncidentsAcknowledge,
+    IncidentsResolve,
+    AlertsList,
+    AlertsRead,
+    AlertsAcknowledge,
+    AlertsResolve,
+    AlertRoutesList,
+    AlertRoutesCreate,
+    AlertRoutesRead,
+    AlertRoutesUpdate,
+    AlertRoutesDelete,
+    AlertRoutesTest,
     CapabilityRequestsRead,
     CapabilityRequestsApprove,
     CapabilityRequestsDeny,
@@ -276,6 +291,74 @@ pub const PERMISSIONS: &[(Action, &str, &str, &[Role])] = &[
         "/api/v1/policies/versions/{version}",
         MANAGERS,
     ),
+    // Security monitoring (docs/monitoring.md): every role sees anomalies, incidents and alerts;
+    // managers and admins acknowledge and resolve them and read the alert routes; only admins
+    // change routes (they hold webhook secrets and decide where security data goes).
+    (Action::AnomaliesList, "GET", "/api/v1/anomalies", ALL),
+    (Action::IncidentsList, "GET", "/api/v1/incidents", ALL),
+    (Action::IncidentsRead, "GET", "/api/v1/incidents/{id}", ALL),
+    (
+        Action::IncidentsAcknowledge,
+        "POST",
+        "/api/v1/incidents/{id}/acknowledge",
+        MANAGERS,
+    ),
+    (
+        Action::IncidentsResolve,
+        "POST",
+        "/api/v1/incidents/{id}/resolve",
+        MANAGERS,
+    ),
+    (Action::AlertsList, "GET", "/api/v1/alerts", ALL),
+    (Action::AlertsRead, "GET", "/api/v1/alerts/{id}", ALL),
+    (
+        Action::AlertsAcknowledge,
+        "POST",
+        "/api/v1/alerts/{id}/acknowledge",
+        MANAGERS,
+    ),
+    (
+        Action::AlertsResolve,
+        "POST",
+        "/api/v1/alerts/{id}/resolve",
+        MANAGERS,
+    ),
+    (
+        Action::AlertRoutesList,
+        "GET",
+        "/api/v1/alert-routes",
+        MANAGERS,
+    ),
+    (
+        Action::AlertRoutesCreate,
+        "POST",
+        "/api/v1/alert-routes",
+        ADMINS,
+    ),
+    (
+        Action::AlertRoutesRead,
+        "GET",
+        "/api/v1/alert-routes/{id}",
+        MANAGERS,
+    ),
+    (
+        Action::AlertRoutesUpdate,
+        "PATCH",
+        "/api/v1/alert-routes/{id}",
+        ADMINS,
+    ),
+    (
+        Action::AlertRoutesDelete,
+        "DELETE",
+        "/api/v1/alert-routes/{id}",
+        ADMINS,
+    ),
+    (
+        Action::AlertRoutesTest,
+        "POST",
+        "/api/v1/alert-routes/{id}/test",
+        ADMINS,
+    ),
 ];
 
 impl Action {
@@ -336,7 +419,7 @@ mod tests {
             assert!(seen.insert(*a), "{a:?} twice");
             assert!(!a.roles().is_empty());
         }
-        assert_eq!(seen.len(), 50);
+        assert_eq!(seen.len(), 65);
     }
 
     #[test]

@@ -13,8 +13,11 @@
 //!   due and present; outcome reports of approved actions are due once the approval ended
 //!   [`RESULT_GRACE_MS`] ago;
 //! - a chain that failed verification sets `audit_chain_intact = Some(false)` (audit factor 0);
-//! - the behaviour baseline, anomalies and MCP use have no server source yet and keep the
-//!   "no data" values of [`Evidence::new`], so their factors are excluded.
+//! - the behaviour baseline (its observation count) and the anomaly weight of the last 7 days come
+//!   from the security monitor ([`crate::monitor`], one more indexed statement), which trails the
+//!   audit log by at most one monitor interval;
+//! - MCP use has no server source yet and keeps the "no data" value of [`Evidence::new`], so its
+//!   factor is excluded.
 //!
 //! [`decision_score`] reuses a score for `trust_cache_ttl_secs` (bounded map, [`CACHE_MAX`]
 //! entries). Every recomputation ([`decision_score`] on a miss, [`report`] always) appends a
@@ -80,6 +83,16 @@ pub async fn evidence(state: &AppState, agent: &Agent, now_ms: i64) -> Result<Ev
     e.records_present = lifecycle + count(a.results_present).min(count(a.results_due));
     e.audit_chain_intact = state.chain_intact(agent.org_id);
     e.last_activity_ms = a.last_activity_at;
+    let m = state
+        .store
+        .monitor_evidence(
+            agent.org_id,
+            &agent.id,
+            now_ms - 7 * aim_store::activity::DAY_MS,
+        )
+        .await?;
+    e.baseline_observations = count(m.baseline_observations);
+    e.anomaly_severity_7d = m.anomaly_weight.max(0.0);
     Ok(e)
 }
 

@@ -242,6 +242,7 @@ const NON_INVALIDATING: &[&str] = &[
     "capability.requested",
     "capability.request.denied",
     "trust.",
+    "monitor.",
 ];
 
 /// The invalidation a change recorded by `rec` implies, if any. Conservative by construction:

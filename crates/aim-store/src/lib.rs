@@ -28,6 +28,8 @@ pub mod capabilities;
 mod capabilities_sql;
 pub mod error;
 pub mod model;
+pub mod monitoring;
+mod monitoring_sql;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -45,6 +47,7 @@ pub use agents::*;
 pub use capabilities::*;
 pub use error::{Error, Result};
 pub use model::*;
+pub use monitoring::*;
 pub use store::Store;
 
 /// Opens the store named by `url` and applies its migrations.

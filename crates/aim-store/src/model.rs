@@ -368,14 +368,17 @@ pub enum SealedColumn {
     UserTotpPendingSecret,
     /// `jwt_keys.private_sealed` (context `jwt_key:<kid>`).
     JwtPrivateKey,
+    /// `alert_routes.secret` (context `alert_route:<route id>`).
+    AlertRouteSecret,
 }
 
 impl SealedColumn {
     /// Every sealed column. A new sealed column must be added here so key rotation covers it.
-    pub const ALL: [SealedColumn; 3] = [
+    pub const ALL: [SealedColumn; 4] = [
         SealedColumn::UserTotpSecret,
         SealedColumn::UserTotpPendingSecret,
         SealedColumn::JwtPrivateKey,
+        SealedColumn::AlertRouteSecret,
     ];
 
     /// `table.column`, for messages.
@@ -384,6 +387,7 @@ impl SealedColumn {
             SealedColumn::UserTotpSecret => "users.totp_secret",
             SealedColumn::UserTotpPendingSecret => "users.totp_pending_secret",
             SealedColumn::JwtPrivateKey => "jwt_keys.private_sealed",
+            SealedColumn::AlertRouteSecret => "alert_routes.secret",
         }
     }
 }
@@ -393,6 +397,7 @@ impl SealedColumn {
 pub enum SealedRow {
     User(Uuid),
     JwtKey(String),
+    AlertRoute(Uuid),
 }
 
 impl SealedRow {
@@ -401,6 +406,7 @@ impl SealedRow {
         match self {
             SealedRow::User(id) => format!("totp:{id}"),
             SealedRow::JwtKey(kid) => format!("jwt_key:{kid}"),
+            SealedRow::AlertRoute(id) => format!("alert_route:{id}"),
         }
     }
 }

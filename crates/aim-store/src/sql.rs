@@ -1118,6 +1118,23 @@ macro_rules! impl_store {
                             .map(|(kid, sealed)| SealedValue { column, row: SealedRow::JwtKey(kid), sealed })
                             .collect())
                     }
+                    SealedColumn::AlertRouteSecret => {
+                        let after = match after {
+                            Some(SealedRow::AlertRoute(id)) => *id,
+                            _ => Uuid::nil(),
+                        };
+                        let rows: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
+                            "SELECT id, secret FROM alert_routes WHERE secret IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
+                        )
+                        .bind(after)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?;
+                        Ok(rows
+                            .into_iter()
+                            .map(|(id, sealed)| SealedValue { column, row: SealedRow::AlertRoute(id), sealed })
+                            .collect())
+                    }
                 }
             }
 
@@ -1140,6 +1157,10 @@ macro_rules! impl_store {
                     (SealedColumn::JwtPrivateKey, SealedRow::JwtKey(kid)) => {
                         sqlx::query("UPDATE jwt_keys SET private_sealed = $1 WHERE kid = $2 AND private_sealed = $3")
                             .bind(new).bind(kid.as_str()).bind(old).execute(&self.pool).await?
+                    }
+                    (SealedColumn::AlertRouteSecret, SealedRow::AlertRoute(id)) => {
+                        sqlx::query("UPDATE alert_routes SET secret = $1 WHERE id = $2 AND secret = $3")
+                            .bind(new).bind(*id).bind(old).execute(&self.pool).await?
                     }
                     _ => return Err(Error::Corrupt(format!("row {row:?} is not in {}", column.name()))),
                 };

@@ -19,6 +19,7 @@ pub trait Store:
     + crate::actions::ActionStore
     + crate::activity::TrustStore
     + crate::capabilities::CapabilityStore
+    + crate::monitoring::MonitorStore
     + Send
     + Sync
     + 'static

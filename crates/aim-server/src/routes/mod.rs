@@ -8,6 +8,7 @@ pub mod auth;
 pub mod capabilities;
 pub mod credentials;
 pub mod health;
+pub mod monitoring;
 pub mod org;
 pub mod policies;
 pub mod users;
@@ -138,6 +139,41 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/capability-requests/{id}/deny",
             post(capabilities::deny),
+        )
+        .route("/api/v1/anomalies", get(monitoring::list_anomalies))
+        .route("/api/v1/incidents", get(monitoring::list_incidents))
+        .route("/api/v1/incidents/{id}", get(monitoring::get_incident))
+        .route(
+            "/api/v1/incidents/{id}/acknowledge",
+            post(monitoring::acknowledge_incident),
+        )
+        .route(
+            "/api/v1/incidents/{id}/resolve",
+            post(monitoring::resolve_incident),
+        )
+        .route("/api/v1/alerts", get(monitoring::list_alerts))
+        .route("/api/v1/alerts/{id}", get(monitoring::get_alert))
+        .route(
+            "/api/v1/alerts/{id}/acknowledge",
+            post(monitoring::acknowledge_alert),
+        )
+        .route(
+            "/api/v1/alerts/{id}/resolve",
+            post(monitoring::resolve_alert),
+        )
+        .route(
+            "/api/v1/alert-routes",
+            get(monitoring::list_routes).post(monitoring::create_route),
+        )
+        .route(
+            "/api/v1/alert-routes/{id}",
+            get(monitoring::get_route)
+                .patch(monitoring::update_route)
+                .delete(monitoring::delete_route),
+        )
+        .route(
+            "/api/v1/alert-routes/{id}/test",
+            post(monitoring::test_route),
         )
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .route("/metrics", get(crate::metrics::handler))

@@ -1,0 +1,662 @@
+//! The security monitor (seed Layer 4, "Event-Driven Monitoring"; `docs/monitoring.md`): tails
+//! every organization's audit log, feeds each agent's events to its anomaly baseline
+//! ([`aim_core::anomaly`]) and correlator ([`aim_core::correlation`]), and stores what they find
+//! — anomalies, incidents, alerts and the alerts' pending deliveries — with one audit record per
+//! finding.
+//!
+//! Invariants:
+//! - The audit log is the only input: everything the monitor knows about an agent is an audit
+//!   entry that committed, read in sequence order. It never analyses an entry twice and never
+//!   skips one: each page's results commit in one transaction with a compare-and-swap of the
+//!   organization's cursor ([`aim_store::MonitorStore::commit_monitor_batch`]); a replica that
+//!   loses the race discards its results.
+//! - The monitor's own records (`monitor.*`) map to no detector event, so analysing them is a
+//!   no-op that only moves the cursor.
+//! - Detector state per agent is bounded (see the core modules); a page touches at most
+//!   [`PAGE`] entries.
+//! - Incidents the humans resolved are never extended: the stored correlator's copy is marked
+//!   resolved when loaded, so a new match opens a new incident.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use aim_core::anomaly::{self, Baseline, Detector};
+use aim_core::correlation::{Correlator, IncidentState, Outcome, SecurityEvent, SecurityEventKind};
+use aim_store::{
+    AgentMonitorState, AlertRouteRow, AlertRow, AnomalyRow, AuditRecord, AuditRow, DeliveryRow,
+    IncidentRow, MonitorBacklog, MonitorBatch,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::state::AppState;
+
+/// Audit entries analysed per page (one transaction each).
+pub const PAGE: u32 = 500;
+/// Organizations looked at per round.
+pub const ORGS_PER_ROUND: u32 = 100;
+/// The audit actor of the monitor's records.
+pub const ACTOR: &str = "system";
+
+/// What the monitor keeps per agent besides the baseline.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CorrelationState {
+    correlator: Correlator,
+    /// The stored incident id of each entry of `correlator.incidents` (same order).
+    incident_ids: Vec<Uuid>,
+}
+
+/// The network origin the detectors compare: the /24 of an IPv4 address, the /48 of an IPv6
+/// address (one client's addresses usually share them), or the text as is.
+pub fn origin_of(addr: &str) -> String {
+    match addr.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.0/24", o[0], o[1], o[2])
+        }
+        Ok(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+        Err(_) => addr.to_string(),
+    }
+}
+
+/// The detector events one audit entry means for one agent: the agent, the anomaly event, the
+/// correlation event. Entries about no agent mean nothing.
+pub fn events_of(
+    row: &AuditRow,
+) -> Option<(String, Option<anomaly::Event>, Option<SecurityEventKind>)> {
+    let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
+    let text = |k: &str| payload.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let subject = row
+        .subject
+        .as_deref()
+        .and_then(|s| s.strip_prefix("agent:"))
+        .map(str::to_string);
+    let actor = row.actor.strip_prefix("agent:").map(str::to_string);
+    let origin = row.client_addr.as_deref().map(origin_of);
+    let event = |kind| anomaly::Event {
+        at_ms: row.at,
+        origin: origin.clone(),
+        kind,
+    };
+    let ev = row.event_type.as_str();
+    if ev.starts_with("monitor.") || ev == "agent.request.replayed" {
+        return None;
+    }
+    match ev {
+        "agent.action.verified" => {
+            let agent = subject?;
+            let capability = text("capability")?;
+            let denied = text("status").as_deref() == Some("denied");
+            let sec = denied.then(|| SecurityEventKind::Denial {
+                capability: capability.clone(),
+            });
+            Some((
+                agent,
+                Some(event(anomaly::EventKind::Action { capability, denied })),
+                sec.or(Some(SecurityEventKind::SignatureSuccess)),
+            ))
+        }
+        "agent.challenge.failed" | "agent.request.signature_failed" => Some((
+            subject?,
+            Some(anomaly::Event {
+                at_ms: row.at,
+                origin: None,
+                kind: anomaly::EventKind::SignatureFailure,
+            }),
+            Some(SecurityEventKind::SignatureFailure),
+        )),
+        "trust.score_changed" => {
+            let agent = subject?;
+            let from = payload.get("previous").and_then(|v| v.as_f64());
+            let to = payload.get("new").and_then(|v| v.as_f64());
+            match (from, to) {
+                (Some(from), Some(to)) => Some((
+                    agent,
+                    None,
+                    Some(SecurityEventKind::TrustChanged { from, to }),
+                )),
+                _ => None,
+            }
+        }
+        "capability.requested" if actor.is_some() => {
+            let agent = actor?;
+            let capability = text("capability")?;
+            Some((
+                agent,
+                Some(event(anomaly::EventKind::Request)),
+                Some(SecurityEventKind::CapabilityRequested { capability }),
+            ))
+        }
+        _ => {
+            // Any other request the agent made and signed.
+            let agent = actor?;
+            Some((
+                agent,
+                Some(event(anomaly::EventKind::Request)),
+                Some(SecurityEventKind::SignatureSuccess),
+            ))
+        }
+    }
+}
+
+fn detector_name(d: Detector) -> String {
+    serde_json::to_value(d)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{d:?}"))
+}
+
+fn severity_name<T: Serialize + std::fmt::Debug>(s: T) -> String {
+    serde_json::to_value(&s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{s:?}"))
+}
+
+fn alert_severity(s: &str) -> aim_alerts::Severity {
+    match s {
+        "critical" => aim_alerts::Severity::Critical,
+        "high" => aim_alerts::Severity::High,
+        "medium" => aim_alerts::Severity::Medium,
+        _ => aim_alerts::Severity::Low,
+    }
+}
+
+/// The severity an alert route name maps to (`low`…`critical`).
+pub fn parse_severity(s: &str) -> Option<aim_alerts::Severity> {
+    match s {
+        "low" => Some(aim_alerts::Severity::Low),
+        "medium" => Some(aim_alerts::Severity::Medium),
+        "high" => Some(aim_alerts::Severity::High),
+        "critical" => Some(aim_alerts::Severity::Critical),
+        _ => None,
+    }
+}
+
+/// One agent's detectors while a page is analysed.
+struct Live {
+    baseline: Baseline,
+    corr: CorrelationState,
+    changed: bool,
+}
+
+/// Builds the alert of a finding and its deliveries over the routes it takes.
+fn raise(
+    b: &mut MonitorBatch,
+    routes: &[AlertRouteRow],
+    severity: &str,
+    kind: String,
+    title: String,
+    agent_id: Option<&str>,
+    details: Value,
+) {
+    let id = Uuid::now_v7();
+    let sev = alert_severity(severity);
+    let mut n = 0;
+    for r in routes {
+        let min = parse_severity(&r.min_severity).unwrap_or(aim_alerts::Severity::Critical);
+        if r.enabled && sev >= min {
+            b.deliveries.push(DeliveryRow {
+                id: Uuid::now_v7(),
+                org_id: b.org_id,
+                alert_id: id,
+                route_id: r.id,
+                status: "pending".into(),
+                attempts: 0,
+                next_attempt_at: b.now,
+                lease_until: 0,
+                last_error: None,
+                last_http_status: None,
+                updated_at: b.now,
+            });
+            n += 1;
+        }
+    }
+    b.audits.push(AuditRecord {
+        org_id: Some(b.org_id),
+        at: b.now,
+        event_type: "monitor.alert.raised".into(),
+        actor: ACTOR.into(),
+        subject: Some(format!("alert:{id}")),
+        payload: json!({ "kind": kind, "severity": severity, "agentId": agent_id, "deliveries": n }),
+        client_addr: None,
+    });
+    b.alerts.push(AlertRow {
+        id,
+        org_id: b.org_id,
+        severity: severity.to_string(),
+        kind,
+        title,
+        agent_id: agent_id.map(str::to_string),
+        details: details.to_string(),
+        state: "open".into(),
+        created_at: b.now,
+        updated_at: b.now,
+        updated_by: None,
+    });
+}
+
+/// Analyses one page of one organization's backlog and commits the result. `Ok(false)` when
+/// another replica committed that page first (nothing written).
+pub async fn analyse_page(state: &AppState, backlog: MonitorBacklog) -> Result<bool, Error> {
+    let org = backlog.org_id;
+    let from = u64::try_from(backlog.next_seq).unwrap_or(0);
+    let rows: Vec<AuditRow> = state
+        .store
+        .list_audit_chain(org, from, PAGE)
+        .await?
+        .into_iter()
+        .filter(|r| r.seq.is_some_and(|s| s < backlog.head_size))
+        .collect();
+    let Some(last) = rows.last().and_then(|r| r.seq) else {
+        return Ok(true);
+    };
+    let now = state.now_ms();
+    let mut b = MonitorBatch {
+        org_id: org,
+        from_seq: backlog.next_seq,
+        to_seq: last + 1,
+        now,
+        ..MonitorBatch::default()
+    };
+    let mapped: Vec<(i64, i64, _)> = rows
+        .iter()
+        .filter_map(|r| Some((r.seq?, r.at, events_of(r)?)))
+        .collect();
+    let mut agents: Vec<String> = mapped.iter().map(|(_, _, e)| e.0.clone()).collect();
+    agents.sort();
+    agents.dedup();
+    let mut live: HashMap<String, Live> = HashMap::new();
+    if !agents.is_empty() {
+        for s in state.store.monitor_states(org, &agents).await? {
+            let baseline = serde_json::from_str(&s.baseline).unwrap_or_default();
+            let corr: CorrelationState = serde_json::from_str(&s.correlator).unwrap_or_default();
+            live.insert(
+                s.agent_id.clone(),
+                Live {
+                    baseline,
+                    corr,
+                    changed: false,
+                },
+            );
+        }
+        // Incidents resolved by a human are not extended: mark them so a new match opens anew.
+        for l in live.values_mut() {
+            for (i, id) in l.corr.incident_ids.iter().enumerate() {
+                if let Some(row) = state.store.get_incident(org, *id).await?
+                    && row.state == "resolved"
+                    && let Some(inc) = l.corr.correlator.incidents.get_mut(i)
+                {
+                    inc.state = IncidentState::Resolved;
+                }
+            }
+        }
+    }
+    let routes = if mapped.is_empty() {
+        Vec::new()
+    } else {
+        state.store.list_alert_routes(org).await?
+    };
+    let mut incidents: BTreeMap<Uuid, IncidentRow> = BTreeMap::new();
+    for (seq, at, (agent, aev, sev)) in mapped {
+        let l = live.entry(agent.clone()).or_insert_with(|| Live {
+            baseline: Baseline::default(),
+            corr: CorrelationState::default(),
+            changed: false,
+        });
+        l.changed = true;
+        let mut sec_events: Vec<SecurityEvent> = Vec::new();
+        if let Some(sev) = sev {
+            sec_events.push(SecurityEvent {
+                id: format!("audit:{seq}"),
+                agent: agent.clone(),
+                at_ms: at,
+                origin: aev.as_ref().and_then(|e| e.origin.clone()),
+                kind: sev,
+            });
+        }
+        if let Some(aev) = aev {
+            for a in l.baseline.observe(&aev) {
+                let id = Uuid::now_v7();
+                let detector = detector_name(a.detector);
+                let severity = severity_name(a.severity);
+                b.anomalies.push(AnomalyRow {
+                    id,
+                    org_id: org,
+                    agent_id: agent.clone(),
+                    detector: detector.clone(),
+                    severity: severity.clone(),
+                    weight: a.severity.weight(),
+                    at: a.at_ms,
+                    statistic: a.statistic,
+                    baseline: a.baseline,
+                    threshold: a.threshold,
+                    message: a.message.clone(),
+                    event_seq: seq,
+                });
+                let details = json!({
+                    "anomalyId": id, "detector": detector, "statistic": a.statistic,
+                    "baseline": a.baseline, "threshold": a.threshold, "eventSeq": seq,
+                    "message": a.message,
+                });
+                b.audits.push(AuditRecord {
+                    org_id: Some(org),
+                    at: now,
+                    event_type: "monitor.anomaly.detected".into(),
+                    actor: ACTOR.into(),
+                    subject: Some(format!("agent:{agent}")),
+                    payload: details.clone(),
+                    client_addr: None,
+                });
+                raise(
+                    &mut b,
+                    &routes,
+                    &severity,
+                    format!("anomaly.{detector}"),
+                    format!("Agent {agent}: {}", a.message),
+                    Some(&agent),
+                    details,
+                );
+                sec_events.push(SecurityEvent {
+                    id: format!("anomaly:{id}"),
+                    agent: agent.clone(),
+                    at_ms: a.at_ms,
+                    origin: None,
+                    kind: SecurityEventKind::Anomaly { detector },
+                });
+            }
+        }
+        for se in &sec_events {
+            for outcome in l.corr.correlator.observe(se) {
+                let (i, opened) = match outcome {
+                    Outcome::Opened(i) => (i, true),
+                    Outcome::Extended(i) => (i, false),
+                };
+                let Some(inc) = l.corr.correlator.incidents.get(i) else {
+                    continue;
+                };
+                while l.corr.incident_ids.len() <= i {
+                    l.corr.incident_ids.push(Uuid::now_v7());
+                }
+                let id = l.corr.incident_ids[i];
+                let rule = severity_name(inc.rule);
+                let severity = severity_name(inc.severity);
+                let row = IncidentRow {
+                    id,
+                    org_id: org,
+                    agent_id: agent.clone(),
+                    rule: rule.clone(),
+                    severity: severity.clone(),
+                    state: "open".into(),
+                    first_at: inc.first_at_ms,
+                    last_at: inc.last_at_ms,
+                    members: serde_json::to_string(&inc.members).unwrap_or_default(),
+                    summary: inc.summary.clone(),
+                    updated_at: now,
+                    updated_by: None,
+                };
+                incidents.insert(id, row);
+                if opened {
+                    let details = json!({
+                        "incidentId": id, "rule": rule, "members": inc.members,
+                        "summary": inc.summary,
+                    });
+                    b.audits.push(AuditRecord {
+                        org_id: Some(org),
+                        at: now,
+                        event_type: "monitor.incident.opened".into(),
+                        actor: ACTOR.into(),
+                        subject: Some(format!("incident:{id}")),
+                        payload: json!({
+                            "agentId": agent, "rule": rule, "severity": severity,
+                            "members": inc.members,
+                        }),
+                        client_addr: None,
+                    });
+                    raise(
+                        &mut b,
+                        &routes,
+                        &severity,
+                        format!("incident.{rule}"),
+                        format!("Agent {agent}: {}", inc.summary),
+                        Some(&agent),
+                        details,
+                    );
+                }
+            }
+        }
+    }
+    b.incidents = incidents.into_values().collect();
+    for (agent, mut l) in live {
+        if !l.changed {
+            continue;
+        }
+        prune(&mut l.corr, now);
+        b.states.push(AgentMonitorState {
+            org_id: org,
+            agent_id: agent,
+            observations: i64::try_from(l.baseline.observations).unwrap_or(i64::MAX),
+            baseline: serde_json::to_string(&l.baseline).unwrap_or_default(),
+            correlator: serde_json::to_string(&l.corr).unwrap_or_default(),
+            updated_at: now,
+        });
+    }
+    b.states.sort_by(|x, y| x.agent_id.cmp(&y.agent_id));
+    let touched: Vec<String> = b.anomalies.iter().map(|a| a.agent_id.clone()).collect();
+    let committed = state.store.commit_monitor_batch(&b).await?;
+    if committed {
+        for a in touched {
+            state.trust_cache.invalidate(&a);
+        }
+    }
+    Ok(committed)
+}
+
+/// Drops incidents that can no longer be extended (resolved, or quiet for longer than the
+/// longest rule window), keeping the id list aligned.
+fn prune(c: &mut CorrelationState, now: i64) {
+    let keep: Vec<bool> = c
+        .correlator
+        .incidents
+        .iter()
+        .map(|i| {
+            i.state != IncidentState::Resolved
+                && i.last_at_ms >= now - aim_core::correlation::HORIZON_MS
+        })
+        .collect();
+    let mut k = keep.iter();
+    c.correlator
+        .incidents
+        .retain(|_| *k.next().unwrap_or(&false));
+    let mut k = keep.iter();
+    c.incident_ids.truncate(keep.len());
+    c.incident_ids.retain(|_| *k.next().unwrap_or(&false));
+}
+
+/// One monitor round: every organization with unanalysed entries, page by page, until caught
+/// up. Returns the number of pages committed.
+pub async fn run_round(state: &AppState) -> Result<usize, Error> {
+    let mut pages = 0;
+    loop {
+        let backlog = state.store.monitor_backlog(ORGS_PER_ROUND).await?;
+        if backlog.is_empty() {
+            return Ok(pages);
+        }
+        let mut progressed = false;
+        for b in backlog {
+            if analyse_page(state, b).await? {
+                pages += 1;
+                progressed = true;
+            }
+        }
+        if !progressed || pages > 10_000 {
+            return Ok(pages);
+        }
+    }
+}
+
+/// Starts the monitor and the alert delivery worker (every `monitor.interval_ms`).
+pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick =
+            tokio::time::interval(Duration::from_millis(state.config.monitor.interval_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = run_round(&state).await {
+                tracing::warn!(error = %e, "security monitor round failed; retrying next tick");
+            }
+            if let Err(e) = crate::alerting::deliver_due(&state).await {
+                tracing::warn!(error = %e, "alert delivery round failed; retrying next tick");
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: i64, ev: &str, actor: &str, subject: Option<&str>, payload: Value) -> AuditRow {
+        AuditRow {
+            id: Uuid::now_v7(),
+            org_id: Some(Uuid::nil()),
+            at: 1_800_000_000_000,
+            event_type: ev.into(),
+            actor: actor.into(),
+            subject: subject.map(str::to_string),
+            payload: payload.to_string(),
+            client_addr: Some("203.0.113.77".into()),
+            seq: Some(seq),
+            prev_hash: None,
+            hash: None,
+        }
+    }
+
+    #[test]
+    fn origins_are_grouped_by_network() {
+        assert_eq!(origin_of("203.0.113.77"), "203.0.113.0/24");
+        assert_eq!(origin_of("2001:db8:1:2::5"), "2001:db8:1::/48");
+        assert_eq!(origin_of("not-an-ip"), "not-an-ip");
+    }
+
+    #[test]
+    fn audit_entries_map_to_detector_events() {
+        let denied = row(
+            1,
+            "agent.action.verified",
+            "agent:aim_a",
+            Some("agent:aim_a"),
+            json!({"capability": "db:write", "status": "denied"}),
+        );
+        let (agent, a, s) = events_of(&denied).unwrap();
+        assert_eq!(agent, "aim_a");
+        assert_eq!(
+            a.unwrap().kind,
+            anomaly::EventKind::Action {
+                capability: "db:write".into(),
+                denied: true
+            }
+        );
+        assert_eq!(
+            s.unwrap(),
+            SecurityEventKind::Denial {
+                capability: "db:write".into()
+            }
+        );
+        let approved = row(
+            2,
+            "agent.action.verified",
+            "agent:aim_a",
+            Some("agent:aim_a"),
+            json!({"capability": "db:read", "status": "approved"}),
+        );
+        assert_eq!(
+            events_of(&approved).unwrap().2.unwrap(),
+            SecurityEventKind::SignatureSuccess
+        );
+        let failed = row(
+            3,
+            "agent.challenge.failed",
+            "anonymous",
+            Some("agent:aim_a"),
+            json!({}),
+        );
+        assert_eq!(
+            events_of(&failed).unwrap().2.unwrap(),
+            SecurityEventKind::SignatureFailure
+        );
+        let trust = row(
+            4,
+            "trust.score_changed",
+            "system",
+            Some("agent:aim_a"),
+            json!({"previous": 80.0, "new": 55.5}),
+        );
+        assert_eq!(
+            events_of(&trust).unwrap().2.unwrap(),
+            SecurityEventKind::TrustChanged {
+                from: 80.0,
+                to: 55.5
+            }
+        );
+        // The monitor's own records, replays and human actions on no agent mean nothing.
+        for r in [
+            row(
+                5,
+                "monitor.anomaly.detected",
+                "system",
+                Some("agent:aim_a"),
+                json!({}),
+            ),
+            row(
+                6,
+                "agent.request.replayed",
+                "agent:aim_a",
+                Some("agent:aim_a"),
+                json!({}),
+            ),
+            row(7, "auth.login.succeeded", "user:x", None, json!({})),
+        ] {
+            assert!(events_of(&r).is_none(), "{}", r.event_type);
+        }
+    }
+
+    #[test]
+    fn pruning_keeps_ids_aligned_with_incidents() {
+        let mut c = Correlator::new();
+        let anomaly = |id: &str, at: i64, d: &str| SecurityEvent {
+            id: id.into(),
+            agent: "aim_a".into(),
+            at_ms: at,
+            origin: None,
+            kind: SecurityEventKind::Anomaly { detector: d.into() },
+        };
+        let t = 1_800_000_000_000;
+        c.observe(&anomaly("1", t, "unusual_origin"));
+        c.observe(&anomaly("2", t + 1, "denial_burst"));
+        // 20 minutes later a second, separate incident
+        c.observe(&anomaly("3", t + 20 * 60_000, "unusual_origin"));
+        c.observe(&anomaly("4", t + 20 * 60_000 + 1, "denial_burst"));
+        assert_eq!(c.incidents.len(), 2);
+        let ids = vec![Uuid::now_v7(), Uuid::now_v7()];
+        let mut s = CorrelationState {
+            correlator: c,
+            incident_ids: ids.clone(),
+        };
+        s.correlator.incidents[1].state = IncidentState::Resolved;
+        prune(&mut s, t + 21 * 60_000);
+        assert_eq!(s.incident_ids, vec![ids[0]]);
+        assert_eq!(s.correlator.incidents.len(), 1);
+        // an hour later the quiet one goes too
+        prune(&mut s, t + 3 * 3_600_000);
+        assert!(s.incident_ids.is_empty() && s.correlator.incidents.is_empty());
+    }
+}
