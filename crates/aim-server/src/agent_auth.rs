@@ -298,6 +298,21 @@ impl FromRequest<AppState> for SignedRequest {
             key = which(&agent);
         }
         let Some(key) = key else {
+            // Recorded for the monitor (signature-failure bursts, compromised-key correlation),
+            // at most SIGNATURE_FAILURE_AUDITS_PER_MINUTE per agent.
+            if state.authz.signature_failure_audits.check(&id).is_ok() {
+                let rec = state.audit(
+                    Some(agent.org_id),
+                    "agent.request.signature_failed",
+                    "unauthenticated".into(),
+                    Some(format!("agent:{id}")),
+                    serde_json::json!({ "method": method.as_str(), "path": path_and_query }),
+                    addr.clone(),
+                );
+                if let Err(e) = state.store.append_audit(&rec).await {
+                    tracing::warn!(agent = %id, error = %e, "recording a signature failure failed");
+                }
+            }
             return Err(refuse(
                 StatusCode::UNAUTHORIZED,
                 "invalid_signature",

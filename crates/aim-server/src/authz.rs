@@ -78,7 +78,13 @@ pub struct Authz {
     /// Limiters of governance `rate_limit` obligations, one per (limit, period), keyed by
     /// (policy, agent, capability).
     obligation_limiters: Mutex<HashMap<(u64, u64), Arc<ObligationLimiter>>>,
+    /// Audited signature failures per agent ([`SIGNATURE_FAILURE_AUDITS_PER_MINUTE`]): beyond
+    /// it failures are still refused but not recorded, so nobody can flood the log.
+    pub signature_failure_audits: KeyedLimiter<String>,
 }
+
+/// Signature failures recorded per agent per minute (enough for every burst detector).
+pub const SIGNATURE_FAILURE_AUDITS_PER_MINUTE: u32 = 30;
 
 impl Authz {
     pub fn new(cfg: &DecisionConfig) -> Authz {
@@ -90,6 +96,7 @@ impl Authz {
             last_sync: Mutex::new(None),
             action_limiter: KeyedLimiter::per_minute(cfg.rate_limit_agent_action_per_minute),
             obligation_limiters: Mutex::new(HashMap::new()),
+            signature_failure_audits: KeyedLimiter::per_minute(SIGNATURE_FAILURE_AUDITS_PER_MINUTE),
         }
     }
 
@@ -246,6 +253,7 @@ impl Authz {
     /// Forgets idle limiter keys (bounds memory; called by the housekeeping task).
     pub fn retain_recent(&self) {
         self.action_limiter.retain_recent();
+        self.signature_failure_audits.retain_recent();
         if let Ok(m) = self.obligation_limiters.lock() {
             for l in m.values() {
                 l.retain_recent();

@@ -266,11 +266,14 @@ pub async fn analyse_page(state: &AppState, backlog: MonitorBacklog) -> Result<b
         now,
         ..MonitorBatch::default()
     };
-    let mapped: Vec<(i64, i64, _)> = rows
+    let mapped: Vec<(i64, i64, Option<String>, _)> = rows
         .iter()
-        .filter_map(|r| Some((r.seq?, r.at, events_of(r)?)))
+        .filter_map(|r| {
+            let origin = r.client_addr.as_deref().map(origin_of);
+            Some((r.seq?, r.at, origin, events_of(r)?))
+        })
         .collect();
-    let mut agents: Vec<String> = mapped.iter().map(|(_, _, e)| e.0.clone()).collect();
+    let mut agents: Vec<String> = mapped.iter().map(|(.., e)| e.0.clone()).collect();
     agents.sort();
     agents.dedup();
     let mut live: HashMap<String, Live> = HashMap::new();
@@ -305,7 +308,7 @@ pub async fn analyse_page(state: &AppState, backlog: MonitorBacklog) -> Result<b
         state.store.list_alert_routes(org).await?
     };
     let mut incidents: BTreeMap<Uuid, IncidentRow> = BTreeMap::new();
-    for (seq, at, (agent, aev, sev)) in mapped {
+    for (seq, at, origin, (agent, aev, sev)) in mapped {
         let l = live.entry(agent.clone()).or_insert_with(|| Live {
             baseline: Baseline::default(),
             corr: CorrelationState::default(),
@@ -318,7 +321,9 @@ pub async fn analyse_page(state: &AppState, backlog: MonitorBacklog) -> Result<b
                 id: format!("audit:{seq}"),
                 agent: agent.clone(),
                 at_ms: at,
-                origin: aev.as_ref().and_then(|e| e.origin.clone()),
+                // The request's network even for a failed signature (the correlator compares
+                // it with the failures'); the baseline only learns origins of verified requests.
+                origin: origin.clone(),
                 kind: sev,
             });
         }

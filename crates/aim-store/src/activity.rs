@@ -127,6 +127,7 @@ fn is_violation(payload: &serde_json::Value) -> bool {
 ///
 /// About `agent:<id>` (the `subject`): `agent.challenge.passed` → a key proof and a passed
 /// challenge; `agent.key.rotated` → a key proof; `agent.challenge.failed` → a key proof failure;
+/// `agent.request.signature_failed` → a key proof failure too;
 /// `agent.action.verified` → a decision, and a violation when [`is_violation`]; `agent.action.result`
 /// → `results_ok` (`result: success`) or `results_failed` (`result: failure`).
 /// By `agent:<id>` (the `actor`): `last_activity_at`, except for [`NOT_ACTIVITY`] events.
@@ -155,7 +156,7 @@ pub fn activity_of(rec: &AuditRecord) -> Vec<ActivityDelta> {
                 d.key_proofs = 1;
                 d.last_key_proof_at = Some(rec.at);
             }
-            "agent.challenge.failed" => d.key_proof_failures = 1,
+            "agent.challenge.failed" | "agent.request.signature_failed" => d.key_proof_failures = 1,
             "agent.action.verified" => {
                 d.decisions = 1;
                 d.violations = i64::from(is_violation(&rec.payload));

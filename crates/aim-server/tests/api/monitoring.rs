@@ -197,7 +197,7 @@ fn find<'a>(v: &'a Value, key: &str, field: &str, value: &str) -> Option<&'a Val
         .find(|x| x[field] == value)
 }
 
-async fn start(db: TestDb, smtp_port: u16) -> Ctx {
+async fn start(db: TestDb, smtp_port: Option<u16>) -> Ctx {
     let ts = TestServer::start(db, |c| {
         c.ops.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         c.monitor.interval_ms = 50;
@@ -205,9 +205,9 @@ async fn start(db: TestDb, smtp_port: u16) -> Ctx {
         c.monitor.alert_max_attempts = 2;
         c.monitor.alert_retry_base_ms = 1000;
         c.monitor.alert_retry_max_ms = 1000;
-        c.monitor.smtp = Some(aim_alerts::email::SmtpConfig {
+        c.monitor.smtp = smtp_port.map(|port| aim_alerts::email::SmtpConfig {
             host: "127.0.0.1".into(),
-            port: smtp_port,
+            port,
             security: aim_alerts::email::SmtpSecurity::None,
             username: None,
             password: None,
@@ -683,7 +683,7 @@ async fn scenario(ctx: Ctx, smtp: Smtp) {
 async fn baseline_then_burst_raises_anomalies_incident_alerts_and_drops_trust_sqlite() {
     let Some(py) = python() else { return };
     let smtp = Smtp::start(&py);
-    let ctx = start(TestDb::sqlite().unwrap(), smtp.port).await;
+    let ctx = start(TestDb::sqlite().unwrap(), Some(smtp.port)).await;
     scenario(ctx, smtp).await;
 }
 
@@ -694,6 +694,127 @@ async fn baseline_then_burst_raises_anomalies_incident_alerts_and_drops_trust_po
     };
     let Some(py) = python() else { return };
     let smtp = Smtp::start(&py);
-    let ctx = start(db, smtp.port).await;
+    let ctx = start(db, Some(smtp.port)).await;
     scenario(ctx, smtp).await;
+}
+
+/// Bad signatures on signed requests are recorded (rate-limited per agent): three of them then a
+/// good request from a network the agent never used → a signature-failure burst anomaly and a
+/// critical `compromised_key_suspected` incident; the failures count against Identity
+/// Verification. Without a configured SMTP relay, email routes are refused.
+async fn signature_failures_then_success_from_a_new_origin(ctx: Ctx) {
+    let admin = ctx.admin().await;
+    let (s, v) = ctx
+        .post(
+            "/api/v1/alert-routes",
+            Cred::Bearer(&admin),
+            json!({"name": "mail", "channel": "email", "to": ["secops@example.com"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"], "smtp_not_configured");
+
+    let k = key(7_200);
+    let id = active_agent_with(&ctx, &admin, "signer", &k, &["files:read"]).await;
+    let path = format!("/api/v1/agents/{id}/actions/verify");
+    let body = json!({"capability": "files:read", "resource": "a"});
+    for _ in 0..21 {
+        let (s, _) = from_origin(&ctx, &k, &id, &path, &body, "10.1.1.1").await;
+        assert_eq!(s, StatusCode::OK);
+        ctx.ts.clock.advance(Duration::from_secs(600));
+    }
+    // Three requests signed with the wrong key (through another network).
+    let thief = key(7_201);
+    for _ in 0..3 {
+        let (s, v) = from_origin(&ctx, &thief, &id, &path, &body, "192.0.2.50").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+        assert_eq!(v["error"], "invalid_signature");
+    }
+    // Control: another agent whose failures and success come from the same network (a
+    // misconfigured client, not a thief) — no incident.
+    let k2 = key(7_202);
+    let id2 = active_agent_with(&ctx, &admin, "clumsy", &k2, &["files:read"]).await;
+    let path2 = format!("/api/v1/agents/{id2}/actions/verify");
+    for _ in 0..3 {
+        let (s, _) = from_origin(&ctx, &thief, &id2, &path2, &body, "192.0.2.77").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, _) = from_origin(&ctx, &k2, &id2, &path2, &body, "192.0.2.77").await;
+    assert_eq!(s, StatusCode::OK);
+    // Then a good one from a third network.
+    let (s, _) = from_origin(&ctx, &k, &id, &path, &body, "203.0.113.9").await;
+    assert_eq!(s, StatusCode::OK);
+
+    let incidents = until(
+        &ctx,
+        &admin,
+        &format!("/api/v1/incidents?agentId={id}"),
+        Duration::ZERO,
+        |v| find(v, "incidents", "rule", "compromised_key_suspected").is_some(),
+    )
+    .await;
+    let inc = find(&incidents, "incidents", "rule", "compromised_key_suspected").unwrap();
+    // Everything before that success was analysed: the control agent has no incident.
+    let (_, control) = ctx
+        .get(
+            &format!("/api/v1/incidents?agentId={id2}"),
+            Cred::Bearer(&admin),
+        )
+        .await;
+    assert!(
+        find(&control, "incidents", "rule", "compromised_key_suspected").is_none(),
+        "{control}"
+    );
+    assert_eq!(inc["severity"], "critical");
+    assert_eq!(inc["members"].as_array().unwrap().len(), 4, "{inc}");
+    let (_, anomalies) = ctx
+        .get(
+            &format!("/api/v1/anomalies?agentId={id}"),
+            Cred::Bearer(&admin),
+        )
+        .await;
+    let burst = find(
+        &anomalies,
+        "anomalies",
+        "detector",
+        "signature_failure_burst",
+    )
+    .unwrap();
+    assert_eq!(burst["statistic"], 3.0, "{burst}");
+    let (_, trust) = ctx
+        .get(&format!("/api/v1/agents/{id}/trust"), Cred::Bearer(&admin))
+        .await;
+    let iv = find(&trust, "factors", "factor", "identity_verification").unwrap();
+    assert!(
+        iv["explanation"].as_str().unwrap().contains("3 failed"),
+        "{iv}"
+    );
+    let (_, audit) = ctx
+        .get("/api/v1/audit/entries?limit=1000", Cred::Bearer(&admin))
+        .await;
+    let failures: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["eventType"] == "agent.request.signature_failed")
+        .collect();
+    assert_eq!(failures.len(), 6);
+    assert_eq!(failures[0]["clientAddr"], "192.0.2.50");
+    assert_eq!(failures[0]["subject"], format!("agent:{id}"));
+    ctx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_failures_then_success_from_a_new_origin_sqlite() {
+    let ctx = start(TestDb::sqlite().unwrap(), None).await;
+    signature_failures_then_success_from_a_new_origin(ctx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_failures_then_success_from_a_new_origin_postgres() {
+    let Some(db) = TestDb::postgres("monitoring_signatures").await else {
+        return;
+    };
+    let ctx = start(db, None).await;
+    signature_failures_then_success_from_a_new_origin(ctx).await;
 }
