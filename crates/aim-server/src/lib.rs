@@ -18,6 +18,7 @@
 //! - [`openapi`]: the OpenAPI 3.1 document (`GET /api/v1/openapi.json`).
 //! - [`tls`]: TLS 1.3 listener; [`client_ip`]: trusted-proxy address resolution;
 //!   [`ratelimit`]: quotas; [`metrics`]: `GET /metrics`; [`key_rotation`]: master-key rotation.
+//! - [`mcp_attestation`]: MCP server confidence from agents' attestations.
 //! - [`monitor`]: anomaly detection and event correlation over the audit log; [`alerting`]:
 //!   webhook and email delivery of the alerts they raise.
 
@@ -33,6 +34,7 @@ pub mod did;
 pub mod error;
 pub mod jwt;
 pub mod keyring;
+pub mod mcp_attestation;
 pub mod monitor;
 pub mod openapi;
 pub mod password;

@@ -112,6 +112,22 @@ pub fn events_of(
             }),
             Some(SecurityEventKind::SignatureFailure),
         )),
+        "agent.mcp.attested" => {
+            let agent = subject?;
+            let server = text("serverName").or_else(|| text("serverId"))?;
+            let drifted = payload.get("drift").is_some_and(|d| !d.is_null());
+            Some((
+                agent,
+                Some(event(anomaly::EventKind::McpUse {
+                    server: server.clone(),
+                })),
+                Some(if drifted {
+                    SecurityEventKind::McpDrift { server }
+                } else {
+                    SecurityEventKind::SignatureSuccess
+                }),
+            ))
+        }
         "trust.score_changed" => {
             let agent = subject?;
             let from = payload.get("previous").and_then(|v| v.as_f64());
@@ -243,6 +259,30 @@ fn raise(
     });
 }
 
+/// The drift an attestation reported: (server id, server name, severity, details).
+fn drift_of(row: &AuditRow) -> Option<(String, String, String, Value)> {
+    if row.event_type != "agent.mcp.attested" {
+        return None;
+    }
+    let p: Value = serde_json::from_str(&row.payload).ok()?;
+    let d = p.get("drift").filter(|d| !d.is_null())?;
+    let sev = d
+        .get("maxSeverity")
+        .and_then(|s| s.as_str())
+        .unwrap_or("low")
+        .to_string();
+    Some((
+        p.get("serverId")?.as_str()?.to_string(),
+        p.get("serverName")?.as_str()?.to_string(),
+        sev,
+        json!({
+            "serverId": p.get("serverId"), "serverName": p.get("serverName"),
+            "pinnedHash": d.get("pinnedHash"), "manifestHash": p.get("manifestHash"),
+            "changeCount": d.get("changeCount"), "changes": d.get("changes"),
+        }),
+    ))
+}
+
 /// Analyses one page of one organization's backlog and commits the result. `Ok(false)` when
 /// another replica committed that page first (nothing written).
 pub async fn analyse_page(state: &AppState, backlog: MonitorBacklog) -> Result<bool, Error> {
@@ -302,12 +342,39 @@ pub async fn analyse_page(state: &AppState, backlog: MonitorBacklog) -> Result<b
             }
         }
     }
-    let routes = if mapped.is_empty() {
+    let routes = if mapped.is_empty() && !rows.iter().any(|r| drift_of(r).is_some()) {
         Vec::new()
     } else {
         state.store.list_alert_routes(org).await?
     };
     let mut incidents: BTreeMap<Uuid, IncidentRow> = BTreeMap::new();
+    // Capability drift reported by an attestation: an audit entry and an alert of its severity.
+    for r in &rows {
+        let Some((server_id, server_name, severity, mut details)) = drift_of(r) else {
+            continue;
+        };
+        let agent = r.subject.as_deref().and_then(|s| s.strip_prefix("agent:"));
+        details["eventSeq"] = json!(r.seq);
+        details["agentId"] = json!(agent);
+        b.audits.push(AuditRecord {
+            org_id: Some(org),
+            at: now,
+            event_type: "monitor.mcp.drift_detected".into(),
+            actor: ACTOR.into(),
+            subject: Some(format!("mcp_server:{server_id}")),
+            payload: details.clone(),
+            client_addr: None,
+        });
+        raise(
+            &mut b,
+            &routes,
+            &severity,
+            "mcp.drift".into(),
+            format!("MCP server {server_name} changed since it was pinned ({severity})"),
+            agent,
+            details,
+        );
+    }
     for (seq, at, origin, (agent, aev, sev)) in mapped {
         let l = live.entry(agent.clone()).or_insert_with(|| Live {
             baseline: Baseline::default(),

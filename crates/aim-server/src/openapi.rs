@@ -250,6 +250,37 @@ pub struct AlertRouteBody {
     pub secret: Option<String>,
 }
 
+/// Registration of an MCP server.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct McpServerBody {
+    /// Unique in the organization, 1-200 characters.
+    pub name: String,
+    /// Base64 of the server's 32-byte Ed25519 public key.
+    pub public_key: Option<String>,
+    /// A manifest signed by that key (`opena2a mcp sign-manifest`), pinned at once.
+    pub signed_manifest: Option<serde_json::Value>,
+}
+
+/// A new pin: exactly one of the two.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct McpPinBody {
+    /// A canonical manifest (`opena2a mcp scan --json`).
+    pub manifest: Option<serde_json::Value>,
+    /// A manifest signed by the server's registered key.
+    pub signed_manifest: Option<serde_json::Value>,
+}
+
+/// An agent's attestation of an MCP server.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct McpAttestationBody {
+    pub server_id: Uuid,
+    /// The canonical manifest the agent saw; the server hashes it and compares with the pin.
+    pub manifest: serde_json::Value,
+}
+
 /// An optional note on a decision.
 #[derive(Serialize, ToSchema)]
 pub struct DecisionNote {
@@ -1255,6 +1286,57 @@ fn delete_alert_route() {}
         (status = 404, description = "No such route in the organization", body = ErrorBody)))]
 fn test_alert_route() {}
 
+#[utoipa::path(get, path = "/api/v1/mcp-servers", tag = "mcp", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    responses(
+        (status = 200, description = "{servers: [{id, name, publicKey, pinnedHash, pinnedSigned, pinnedAt, pinnedBy, drift, confidence, attesters, matchingAttesters, createdAt}]}", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody)))]
+fn list_mcp_servers() {}
+
+#[utoipa::path(post, path = "/api/v1/mcp-servers", tag = "mcp", security(("bearerAuth" = []), ("apiKeyHeader" = [])), request_body = McpServerBody,
+    responses(
+        (status = 201, description = "The server; a valid signed manifest is pinned at once", content_type = "application/json"),
+        (status = 400, description = "Bad name or key; `invalid_signed_manifest` (with the reasons)", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 409, description = "The name is taken in the organization", body = ErrorBody)))]
+fn register_mcp_server() {}
+
+#[utoipa::path(get, path = "/api/v1/mcp-servers/{id}", tag = "mcp", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Server id")),
+    responses(
+        (status = 200, description = "The server with its confidence and `pinnedManifest`", content_type = "application/json"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 404, description = "No such server in the organization", body = ErrorBody)))]
+fn get_mcp_server() {}
+
+#[utoipa::path(put, path = "/api/v1/mcp-servers/{id}/pin", tag = "mcp", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = Uuid, Path, description = "Server id")), request_body = McpPinBody,
+    responses(
+        (status = 200, description = "The server with the new pin (drift cleared)", content_type = "application/json"),
+        (status = 400, description = "`invalid_manifest`, `invalid_signed_manifest`, or not exactly one of the two", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role too low (managers, admins)", body = ErrorBody),
+        (status = 404, description = "No such server in the organization", body = ErrorBody)))]
+fn pin_mcp_server() {}
+
+#[utoipa::path(post, path = "/api/v1/agents/{id}/mcp-attestations", tag = "mcp",
+    params(("id" = String, Path, description = "Agent id (the signer)")), request_body = McpAttestationBody,
+    responses(
+        (status = 201, description = "{id, serverId, manifestHash, capabilities, matchesPin, drift, at}", content_type = "application/json"),
+        (status = 400, description = "`invalid_manifest`; malformed body", body = ErrorBody),
+        (status = 401, description = "Signature missing or invalid, or `replayed_request` (docs/agents.md)", body = ErrorBody),
+        (status = 404, description = "No such MCP server in the agent's organization", body = ErrorBody)))]
+fn attest_mcp_server() {}
+
+#[utoipa::path(get, path = "/api/v1/agents/{id}/mcp-connections", tag = "mcp", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "{agentId, connections: [{serverId, serverName, uses, activeDays, firstUse, lastUse}]} over 30 days", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 404, description = "No such agent in the organization", body = ErrorBody)))]
+fn agent_mcp_connections() {}
+
 // ----- the document -----
 
 struct SecuritySchemes;
@@ -1316,6 +1398,8 @@ impl Modify for SecuritySchemes {
         list_alerts, get_alert, acknowledge_alert, resolve_alert,
         list_alert_routes, create_alert_route, get_alert_route, update_alert_route,
         delete_alert_route, test_alert_route,
+        list_mcp_servers, register_mcp_server, get_mcp_server, pin_mcp_server, attest_mcp_server,
+        agent_mcp_connections,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -1328,6 +1412,7 @@ impl Modify for SecuritySchemes {
         (name = "agents", description = "Agent registration, lifecycle, AIP challenge-response, signed requests, DIDs"),
         (name = "actions", description = "Action verification, human approvals, outcome reports"),
         (name = "governance", description = "Policy sets and versions, capability grants, the capability-request queue"),
+        (name = "mcp", description = "MCP servers: registration, pins, agents' attestations, confidence, drift, connections"),
         (name = "monitoring", description = "Anomalies, correlated incidents, alerts and where they are delivered"),
         (name = "operations", description = "Health, readiness, this document"),
     )

@@ -59,6 +59,11 @@ pub enum Action {
     AgentCapabilitiesRevoke,
     CapabilityRequestsList,
     AnomaliesList,
+    McpServersList,
+    McpServersCreate,
+    McpServersRead,
+    McpServersPin,
+    AgentMcpConnections,
     IncidentsList,
     IncidentsRead,
     IncidentsAcknowledge,
@@ -291,6 +296,33 @@ pub const PERMISSIONS: &[(Action, &str, &str, &[Role])] = &[
         "/api/v1/policies/versions/{version}",
         MANAGERS,
     ),
+    // MCP servers (docs/MCP.md "Server"): every role sees servers, confidence and an agent's
+    // connections; managers and admins register and pin. Attestations are signed by agents.
+    (Action::McpServersList, "GET", "/api/v1/mcp-servers", ALL),
+    (
+        Action::McpServersCreate,
+        "POST",
+        "/api/v1/mcp-servers",
+        MANAGERS,
+    ),
+    (
+        Action::McpServersRead,
+        "GET",
+        "/api/v1/mcp-servers/{id}",
+        ALL,
+    ),
+    (
+        Action::McpServersPin,
+        "PUT",
+        "/api/v1/mcp-servers/{id}/pin",
+        MANAGERS,
+    ),
+    (
+        Action::AgentMcpConnections,
+        "GET",
+        "/api/v1/agents/{id}/mcp-connections",
+        ALL,
+    ),
     // Security monitoring (docs/monitoring.md): every role sees anomalies, incidents and alerts;
     // managers and admins acknowledge and resolve them and read the alert routes; only admins
     // change routes (they hold webhook secrets and decide where security data goes).
@@ -419,7 +451,7 @@ mod tests {
             assert!(seen.insert(*a), "{a:?} twice");
             assert!(!a.roles().is_empty());
         }
-        assert_eq!(seen.len(), 65);
+        assert_eq!(seen.len(), 70);
     }
 
     #[test]

@@ -16,8 +16,8 @@
 //! - the behaviour baseline (its observation count) and the anomaly weight of the last 7 days come
 //!   from the security monitor ([`crate::monitor`], one more indexed statement), which trails the
 //!   audit log by at most one monitor interval;
-//! - MCP use has no server source yet and keeps the "no data" value of [`Evidence::new`], so its
-//!   factor is excluded.
+//! - MCP use comes from the agent's connection counts of the last 30 days and each server's
+//!   confidence ([`crate::mcp_attestation`]).
 //!
 //! [`decision_score`] reuses a score for `trust_cache_ttl_secs` (bounded map, [`CACHE_MAX`]
 //! entries). Every recomputation ([`decision_score`] on a miss, [`report`] always) appends a
@@ -93,6 +93,8 @@ pub async fn evidence(state: &AppState, agent: &Agent, now_ms: i64) -> Result<Ev
         .await?;
     e.baseline_observations = count(m.baseline_observations);
     e.anomaly_severity_7d = m.anomaly_weight.max(0.0);
+    e.mcp_servers_30d =
+        crate::mcp_attestation::agent_mcp_use(state, agent.org_id, &agent.id, now_ms).await?;
     Ok(e)
 }
 

@@ -235,6 +235,10 @@ pub enum DecisionOp {
     /// Insert a pending capability request; [`DecisionOutcome::Conflict`] when one is already
     /// pending for this agent and capability.
     CapabilityRequest(Box<crate::actions::CapabilityRequest>),
+    /// Insert an MCP attestation, count the day's use and mark the server drifted when the
+    /// attested manifest differs from its pin; [`DecisionOutcome::Conflict`] when the server is
+    /// not in the organization.
+    McpAttestation(Box<crate::mcp::NewMcpAttestation>),
 }
 
 /// Outcome of one [`DecisionWrite`].

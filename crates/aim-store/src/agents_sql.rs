@@ -99,6 +99,55 @@ macro_rules! impl_agent_store {
                         .rows_affected()
                             == 1)
                     }
+                    DecisionOp::McpAttestation(a) => {
+                        let inserted = sqlx::query(
+                            "INSERT INTO mcp_attestations (id, org_id, server_id, agent_id, manifest_hash, \
+                             capabilities, matches_pin, at) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+                             WHERE EXISTS (SELECT 1 FROM mcp_servers WHERE id = $3 AND org_id = $2)",
+                        )
+                        .bind(a.id)
+                        .bind(a.org_id)
+                        .bind(a.server_id)
+                        .bind(&a.agent_id)
+                        .bind(&a.manifest_hash)
+                        .bind(&a.capabilities)
+                        .bind(a.matches_pin)
+                        .bind(a.at)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected()
+                            == 1;
+                        if !inserted {
+                            return Ok(false);
+                        }
+                        sqlx::query(
+                            "INSERT INTO mcp_usage (org_id, agent_id, server_id, day, uses, first_at, last_at) \
+                             VALUES ($1, $2, $3, $4, 1, $5, $5) ON CONFLICT (agent_id, server_id, day) DO UPDATE \
+                             SET uses = mcp_usage.uses + 1, last_at = CASE WHEN excluded.last_at > mcp_usage.last_at \
+                             THEN excluded.last_at ELSE mcp_usage.last_at END",
+                        )
+                        .bind(a.org_id)
+                        .bind(&a.agent_id)
+                        .bind(a.server_id)
+                        .bind(a.at.div_euclid($crate::activity::DAY_MS))
+                        .bind(a.at)
+                        .execute(&mut *conn)
+                        .await?;
+                        if let Some(sev) = &a.drift_severity {
+                            sqlx::query(
+                                "UPDATE mcp_servers SET drift_at = $1, drift_hash = $2, drift_severity = $3 \
+                                 WHERE id = $4 AND org_id = $5",
+                            )
+                            .bind(a.at)
+                            .bind(&a.manifest_hash)
+                            .bind(sev)
+                            .bind(a.server_id)
+                            .bind(a.org_id)
+                            .execute(&mut *conn)
+                            .await?;
+                        }
+                        Ok(true)
+                    }
                 }
             }
 

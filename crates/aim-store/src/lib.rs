@@ -27,6 +27,8 @@ pub mod audit_chain;
 pub mod capabilities;
 mod capabilities_sql;
 pub mod error;
+pub mod mcp;
+mod mcp_sql;
 pub mod model;
 pub mod monitoring;
 mod monitoring_sql;
@@ -46,6 +48,7 @@ pub use activity::{
 pub use agents::*;
 pub use capabilities::*;
 pub use error::{Error, Result};
+pub use mcp::*;
 pub use model::*;
 pub use monitoring::*;
 pub use store::Store;

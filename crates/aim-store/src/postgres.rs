@@ -31,5 +31,6 @@ crate::sql::impl_store!(PgStore, sqlx::PgConnection, sqlx::Postgres, "postgres")
 crate::agents_sql::impl_agent_store!(PgStore, sqlx::PgConnection);
 crate::actions_sql::impl_action_store!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 crate::activity_sql::impl_trust_store!(PgStore);
+crate::mcp_sql::impl_mcp_store!(PgStore);
 crate::monitoring_sql::impl_monitor_store!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 crate::capabilities_sql::impl_capability_store!(PgStore, sqlx::PgConnection, sqlx::Postgres);

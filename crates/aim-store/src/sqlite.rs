@@ -65,5 +65,6 @@ crate::sql::impl_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite, "sqli
 crate::agents_sql::impl_agent_store!(SqliteStore, sqlx::SqliteConnection);
 crate::actions_sql::impl_action_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 crate::activity_sql::impl_trust_store!(SqliteStore);
+crate::mcp_sql::impl_mcp_store!(SqliteStore);
 crate::monitoring_sql::impl_monitor_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 crate::capabilities_sql::impl_capability_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);

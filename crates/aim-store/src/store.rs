@@ -20,6 +20,7 @@ pub trait Store:
     + crate::activity::TrustStore
     + crate::capabilities::CapabilityStore
     + crate::monitoring::MonitorStore
+    + crate::mcp::McpStore
     + Send
     + Sync
     + 'static

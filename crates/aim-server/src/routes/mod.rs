@@ -8,6 +8,7 @@ pub mod auth;
 pub mod capabilities;
 pub mod credentials;
 pub mod health;
+pub mod mcp;
 pub mod monitoring;
 pub mod org;
 pub mod policies;
@@ -17,7 +18,7 @@ use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -140,6 +141,11 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/capability-requests/{id}/deny",
             post(capabilities::deny),
         )
+        .route("/api/v1/mcp-servers", get(mcp::list).post(mcp::register))
+        .route("/api/v1/mcp-servers/{id}", get(mcp::get_one))
+        .route("/api/v1/mcp-servers/{id}/pin", put(mcp::pin))
+        .route("/api/v1/agents/{id}/mcp-attestations", post(mcp::attest))
+        .route("/api/v1/agents/{id}/mcp-connections", get(mcp::connections))
         .route("/api/v1/anomalies", get(monitoring::list_anomalies))
         .route("/api/v1/incidents", get(monitoring::list_incidents))
         .route("/api/v1/incidents/{id}", get(monitoring::get_incident))

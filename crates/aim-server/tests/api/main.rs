@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 mod capabilities;
 mod credentials;
+mod mcp;
 mod monitoring;
 mod openapi;
 mod ops;

@@ -35,6 +35,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/api/v1/agents/{id}/actions/{action_id}"),
     ("POST", "/api/v1/agents/{id}/actions/{action_id}/result"),
     ("POST", "/api/v1/agents/{id}/capability-requests"),
+    ("POST", "/api/v1/agents/{id}/mcp-attestations"),
 ];
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];

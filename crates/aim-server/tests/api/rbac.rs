@@ -479,6 +479,48 @@ fn table() -> Vec<Row> {
             [403, 403, 404, 404],
             404,
         ),
+        // MCP servers: everyone reads (no such server: 404); managers and admins register (an
+        // empty body is a 400 once allowed) and pin (no such server: 404).
+        r(
+            Method::GET,
+            "/api/v1/mcp-servers",
+            None,
+            none,
+            [200, 200, 200, 200],
+            200,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/mcp-servers",
+            None,
+            empty,
+            [403, 403, 400, 400],
+            400,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/mcp-servers/{id}",
+            Fixed(NO_SUCH_ACTION),
+            none,
+            [404, 404, 404, 404],
+            404,
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/mcp-servers/{id}/pin",
+            Fixed(NO_SUCH_ACTION),
+            empty,
+            [403, 403, 404, 404],
+            404,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/agents/{id}/mcp-connections",
+            ManagerAgent,
+            none,
+            [200, 200, 200, 200],
+            404,
+        ),
         // Monitoring: everyone reads anomalies, incidents and alerts; managers and admins reach
         // the lifecycle lookups (404 for an id that names nothing); routes: managers read,
         // admins change (an empty creation body is a 400 once allowed).
