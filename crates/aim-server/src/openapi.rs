@@ -276,7 +276,10 @@ pub struct McpPinBody {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct McpAttestationBody {
-    pub server_id: Uuid,
+    /// The server's id, or
+    pub server_id: Option<Uuid>,
+    /// its name in the organization (exactly one of the two).
+    pub server_name: Option<String>,
     /// The canonical manifest the agent saw; the server hashes it and compares with the pin.
     pub manifest: serde_json::Value,
 }

@@ -82,6 +82,11 @@ pub trait McpStore: Send + Sync {
     /// Inserts a server; [`crate::Error::Conflict`] when the name is taken in the organization.
     async fn create_mcp_server(&self, s: &McpServerRow, audit: &AuditRecord) -> Result<()>;
     async fn get_mcp_server(&self, org_id: Uuid, id: Uuid) -> Result<Option<McpServerRow>>;
+    async fn get_mcp_server_by_name(
+        &self,
+        org_id: Uuid,
+        name: &str,
+    ) -> Result<Option<McpServerRow>>;
     /// The organization's servers by name (at most 1000).
     async fn list_mcp_servers(&self, org_id: Uuid) -> Result<Vec<McpServerRow>>;
     /// Pins `manifest` (hash, JSON, whether signed) and clears the drift mark. `false`: no such

@@ -68,6 +68,22 @@ macro_rules! impl_mcp_store {
                     .await?)
                 }
 
+                async fn get_mcp_server_by_name(
+                    &self,
+                    org_id: Uuid,
+                    name: &str,
+                ) -> Result<Option<McpServerRow>> {
+                    Ok(sqlx::query_as::<_, McpServerRow>(concat!(
+                        "SELECT ",
+                        mcp_server_cols!(),
+                        " FROM mcp_servers WHERE org_id = $1 AND name = $2"
+                    ))
+                    .bind(org_id)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                }
+
                 async fn list_mcp_servers(&self, org_id: Uuid) -> Result<Vec<McpServerRow>> {
                     Ok(sqlx::query_as::<_, McpServerRow>(concat!(
                         "SELECT ",

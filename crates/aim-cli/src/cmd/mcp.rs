@@ -117,10 +117,29 @@ pub enum McpCmd {
         #[arg(long, value_name = "ID|NAME")]
         identity: Option<String>,
     },
-    /// Scan a server and pin its manifest under $OPENA2A_HOME/aim-mcp/pins/ (audited).
+    /// Scan a server and pin its manifest under $OPENA2A_HOME/aim-mcp/pins/ (audited); with
+    /// --server also on that AIM server (registering the MCP server by name when new).
     Pin {
         #[command(flatten)]
         select: Select,
+        /// AIM server base URL to pin on as well, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL", requires = "api_key")]
+        server: Option<String>,
+        /// API key (or an access token) of a manager or admin, for --server.
+        #[arg(long, env = "AIM_API_KEY", hide_env_values = true, value_name = "KEY")]
+        api_key: Option<String>,
+    },
+    /// Scan a server and send the AIM server a signed attestation of what it offers, as the
+    /// agent of a local identity (the answer says whether it matches the pin, with the drift).
+    Attest {
+        #[command(flatten)]
+        select: Select,
+        /// AIM server base URL.
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// Local identity (id or name) registered as the agent.
+        #[arg(long, value_name = "ID|NAME")]
+        identity: String,
     },
     /// Scan a server and compare with its pin; exit 1 on drift (audited).
     Diff {
@@ -519,9 +538,17 @@ pub fn run(ctx: &Ctx, cmd: McpCmd) -> anyhow::Result<Outcome> {
                 Outcome::Negative
             })
         }
-        McpCmd::Pin { select } => {
+        McpCmd::Pin {
+            select,
+            server,
+            api_key,
+        } => {
             aim_mcp::pin::validate_name(&select.name)?;
             let (s, m) = scan_manifest(&select)?;
+            let remote = match (&server, &api_key) {
+                (Some(url), Some(key)) => Some(super::mcp_server::pin(url, key, &select.name, &m)?),
+                _ => None,
+            };
             let store = aim_mcp::pin::PinStore::new(&ctx.home);
             let previous = store.load(&select.name).ok();
             let pin = store.save(&select.name, &source_of(&s), &m, crate::ctx::now())?;
@@ -536,7 +563,8 @@ pub fn run(ctx: &Ctx, cmd: McpCmd) -> anyhow::Result<Outcome> {
             if ctx.json {
                 ctx.print_json(&json!({"name": pin.name, "manifestHash": pin.manifest_hash,
                     "structuralHash": pin.structural_hash, "pinnedAt": pin.pinned_at,
-                    "path": store.path_of(&select.name)?, "capabilities": caps(&m)}));
+                    "path": store.path_of(&select.name)?, "capabilities": caps(&m),
+                    "server": remote}));
             } else {
                 println!(
                     "pinned {} {} ({} tools) {}",
@@ -545,8 +573,57 @@ pub fn run(ctx: &Ctx, cmd: McpCmd) -> anyhow::Result<Outcome> {
                     count(&m.tools),
                     pin.source
                 );
+                if let Some(r) = &remote {
+                    println!(
+                        "pinned on the AIM server as {} (confidence {})",
+                        r["id"].as_str().unwrap_or("?"),
+                        r["confidence"]
+                    );
+                }
             }
             Ok(Outcome::Success)
+        }
+        McpCmd::Attest {
+            select,
+            server,
+            identity,
+        } => {
+            let store = ctx.store();
+            let id = store.find(&identity)?;
+            let kp = store.load_keypair(&id, &ctx.keyring())?;
+            let (_, m) = scan_manifest(&select)?;
+            let v = super::mcp_server::attest(&server, &kp, &select.name, &m)?;
+            ctx.record(
+                "mcp.attested",
+                Some(&id.id),
+                Some(&select.name),
+                json!({"server": server, "manifestHash": v["manifestHash"],
+                       "matchesPin": v["matchesPin"], "drift": v["drift"]["maxSeverity"]}),
+            )?;
+            let drifted = v["matchesPin"] == json!(false);
+            if ctx.json {
+                ctx.print_json(&v);
+            } else if drifted {
+                println!(
+                    "attested {} {}: DIFFERS from the pin ({} severity, {} changes)",
+                    select.name,
+                    v["manifestHash"].as_str().unwrap_or("?"),
+                    v["drift"]["maxSeverity"].as_str().unwrap_or("?"),
+                    v["drift"]["changeCount"]
+                );
+            } else {
+                println!(
+                    "attested {} {} (matches pin: {})",
+                    select.name,
+                    v["manifestHash"].as_str().unwrap_or("?"),
+                    v["matchesPin"]
+                );
+            }
+            Ok(if drifted {
+                Outcome::Negative
+            } else {
+                Outcome::Success
+            })
         }
         McpCmd::Diff { select } => {
             let store = aim_mcp::pin::PinStore::new(&ctx.home);

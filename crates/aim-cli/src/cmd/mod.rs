@@ -9,6 +9,7 @@ pub mod credential;
 pub mod identity;
 pub mod login;
 pub mod mcp;
+pub mod mcp_server;
 pub mod org;
 pub mod peer;
 pub mod policy;

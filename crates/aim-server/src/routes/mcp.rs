@@ -243,19 +243,22 @@ pub async fn pin(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AttestBody {
-    server_id: String,
+    /// The server's id, or
+    server_id: Option<String>,
+    /// its name in the organization (exactly one of the two).
+    server_name: Option<String>,
     /// The canonical manifest the agent saw (`opena2a mcp scan --json`).
     manifest: Manifest,
 }
 
-/// `POST /api/v1/agents/{id}/mcp-attestations {serverId, manifest}` (signed by the agent) → 201
+/// `POST /api/v1/agents/{id}/mcp-attestations {serverId | serverName, manifest}` (signed by the
+/// agent) → 201
 /// `{id, serverId, manifestHash, capabilities, matchesPin, drift}`.
 pub async fn attest(
     State(state): State<AppState>,
     signed: SignedRequest,
 ) -> Result<(StatusCode, Json<Value>), Error> {
     let b: AttestBody = signed.json()?;
-    let server_id = parse_id(&b.server_id)?;
     b.manifest
         .check_format()
         .map_err(|e| invalid("invalid_manifest", e.to_string()))?;
@@ -264,9 +267,27 @@ pub async fn attest(
         .surface_hash()
         .map_err(|e| invalid("invalid_manifest", e.to_string()))?;
     let agent = &signed.agent;
-    let Some(server) = state.store.get_mcp_server(agent.org_id, server_id).await? else {
+    let server = match (&b.server_id, &b.server_name) {
+        (Some(id), None) => {
+            let id = parse_id(id)?;
+            state.store.get_mcp_server(agent.org_id, id).await?
+        }
+        (None, Some(name)) => {
+            state
+                .store
+                .get_mcp_server_by_name(agent.org_id, name)
+                .await?
+        }
+        _ => {
+            return Err(
+                ApiError::bad_request("give exactly one of serverId and serverName").into(),
+            );
+        }
+    };
+    let Some(server) = server else {
         return Err(ApiError::not_found("MCP server").into());
     };
+    let server_id = server.id;
     let capabilities: Vec<&str> = b
         .manifest
         .capabilities()
