@@ -10,6 +10,7 @@
 //! - [`fsio`]: atomic writes and permission checks for secret files.
 //! - [`identity`]: the on-disk identity store (`$OPENA2A_HOME/aim-core/identities/<agent-id>/`).
 //! - [`peer`]: pinned public keys of other agents (standalone peer trust).
+//! - [`pyjson`]: the bytes Python's sorted `json.dumps` produces (what the Python aim-sdk signs).
 //! - [`aip`]: AIP §5.1 challenge-response, with a replay cache.
 //! - [`audit`]: the SHA-256 hash chain, RFC 9162 Merkle tree, proofs and signed checkpoints.
 //! - [`standards`]: AIP / ATX / ATP verification and the fixture-driven conformance runner.
@@ -30,6 +31,7 @@ pub mod fsio;
 pub mod identity;
 pub mod keys;
 pub mod peer;
+pub mod pyjson;
 pub mod request_signing;
 pub mod seal;
 pub mod standards;
