@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use aim_core::anomaly::{self, Baseline, Detector};
+use aim_core::anomaly::{self, Baseline};
 use aim_core::correlation::{Correlator, IncidentState, Outcome, SecurityEvent, SecurityEventKind};
 use aim_store::{
     AgentMonitorState, AlertRouteRow, AlertRow, AnomalyRow, AuditRecord, AuditRow, DeliveryRow,
@@ -162,18 +162,12 @@ pub fn events_of(
     }
 }
 
-fn detector_name(d: Detector) -> String {
-    serde_json::to_value(d)
+/// The serde name of a unit enum variant (`denial_burst`, `high`, …): the name stored and shown.
+pub fn wire_name<T: Serialize + std::fmt::Debug>(v: T) -> String {
+    serde_json::to_value(&v)
         .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{d:?}"))
-}
-
-fn severity_name<T: Serialize + std::fmt::Debug>(s: T) -> String {
-    serde_json::to_value(&s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{s:?}"))
+        .and_then(|j| j.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{v:?}"))
 }
 
 fn alert_severity(s: &str) -> aim_alerts::Severity {
@@ -342,17 +336,18 @@ pub async fn analyse_page(state: &AppState, backlog: MonitorBacklog) -> Result<b
             }
         }
     }
-    let routes = if mapped.is_empty() && !rows.iter().any(|r| drift_of(r).is_some()) {
+    let drifts: Vec<(&AuditRow, _)> = rows
+        .iter()
+        .filter_map(|r| drift_of(r).map(|d| (r, d)))
+        .collect();
+    let routes = if mapped.is_empty() && drifts.is_empty() {
         Vec::new()
     } else {
         state.store.list_alert_routes(org).await?
     };
     let mut incidents: BTreeMap<Uuid, IncidentRow> = BTreeMap::new();
     // Capability drift reported by an attestation: an audit entry and an alert of its severity.
-    for r in &rows {
-        let Some((server_id, server_name, severity, mut details)) = drift_of(r) else {
-            continue;
-        };
+    for (r, (server_id, server_name, severity, mut details)) in drifts {
         let agent = r.subject.as_deref().and_then(|s| s.strip_prefix("agent:"));
         details["eventSeq"] = json!(r.seq);
         details["agentId"] = json!(agent);
@@ -397,8 +392,8 @@ pub async fn analyse_page(state: &AppState, backlog: MonitorBacklog) -> Result<b
         if let Some(aev) = aev {
             for a in l.baseline.observe(&aev) {
                 let id = Uuid::now_v7();
-                let detector = detector_name(a.detector);
-                let severity = severity_name(a.severity);
+                let detector = wire_name(a.detector);
+                let severity = wire_name(a.severity);
                 b.anomalies.push(AnomalyRow {
                     id,
                     org_id: org,
@@ -458,8 +453,8 @@ pub async fn analyse_page(state: &AppState, backlog: MonitorBacklog) -> Result<b
                     l.corr.incident_ids.push(Uuid::now_v7());
                 }
                 let id = l.corr.incident_ids[i];
-                let rule = severity_name(inc.rule);
-                let severity = severity_name(inc.severity);
+                let rule = wire_name(inc.rule);
+                let severity = wire_name(inc.severity);
                 let row = IncidentRow {
                     id,
                     org_id: org,

@@ -308,8 +308,7 @@ pub async fn attest(
     };
     let drift_severity = drift.as_ref().map(|d| {
         d.max_severity
-            .and_then(|s| serde_json::to_value(s).ok())
-            .and_then(|v| v.as_str().map(str::to_string))
+            .map(crate::monitor::wire_name)
             .unwrap_or_else(|| "low".to_string())
     });
     let drift_json = drift.as_ref().map(|d| {
