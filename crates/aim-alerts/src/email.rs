@@ -54,6 +54,13 @@ impl std::fmt::Debug for SmtpConfig {
     }
 }
 
+/// Parses a recipient (`addr@domain` or `Name <addr@domain>`) the way [`Mailer::send_alert`]
+/// will, so routes can be validated when they are saved.
+pub fn parse_recipient(addr: &str) -> Result<Mailbox> {
+    addr.parse()
+        .map_err(|e| Error::Config(format!("recipient {addr:?}: {e}")))
+}
+
 /// A configured sender.
 #[derive(Clone)]
 pub struct Mailer {
@@ -113,10 +120,7 @@ impl Mailer {
             alert.title
         ));
         for r in to {
-            let mb: Mailbox = r
-                .parse()
-                .map_err(|e| Error::Config(format!("recipient {r:?}: {e}")))?;
-            m = m.to(mb);
+            m = m.to(parse_recipient(r)?);
         }
         let msg = m
             .body(render_text(alert))

@@ -123,16 +123,12 @@ pub async fn send_once(
             }
         }
         "email" => {
-            let Some(smtp) = &state.config.monitor.smtp else {
+            let Some(mailer) = &state.mailer else {
                 return fail("no SMTP relay is configured (smtp_host)".into());
             };
             let to: Vec<String> = match serde_json::from_str(&route.target) {
                 Ok(t) => t,
                 Err(e) => return fail(format!("stored recipients: {e}")),
-            };
-            let mailer = match aim_alerts::email::Mailer::new(smtp) {
-                Ok(m) => m,
-                Err(e) => return fail(e.to_string()),
             };
             match mailer.send_alert(&to, alert).await {
                 Ok(()) => Sent {

@@ -142,8 +142,17 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
         decision_writer::DecisionWriter::spawn(store.clone(), config.decision_batch_max as usize);
     let config_ops = config.ops.clone();
     let authz = Arc::new(authz::Authz::new(&config.decisions));
+    // A bad SMTP setting is a start-up error, not a failure of every alert email.
+    let mailer = config
+        .monitor
+        .smtp
+        .as_ref()
+        .map(|c| aim_alerts::email::Mailer::new(c).map(Arc::new))
+        .transpose()
+        .map_err(|e| Error::Config(format!("smtp: {e}")))?;
     let state = AppState {
         authz,
+        mailer,
         config: Arc::new(config),
         writer,
         store,

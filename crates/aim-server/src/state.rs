@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Caches and limiters of the decision path.
     pub authz: Arc<crate::authz::Authz>,
+    /// The SMTP sender of email alerts (one connection pool), when `smtp_host` is configured.
+    pub mailer: Option<Arc<aim_alerts::email::Mailer>>,
 }
 
 impl AppState {

@@ -411,33 +411,10 @@ fn check_recipients(to: &[String]) -> Result<(), Error> {
         return Err(ApiError::bad_request(format!("to: 1 to {MAX_RECIPIENTS} recipients")).into());
     }
     for r in to {
-        r.parse::<lettre_address::Address>().map_err(|e| {
-            ApiError::bad_request(format!("to: {r:?} is not an email address ({e})"))
-        })?;
+        aim_alerts::email::parse_recipient(r)
+            .map_err(|e| ApiError::bad_request(format!("to: {e}")))?;
     }
     Ok(())
-}
-
-/// Minimal email syntax check without pulling lettre into the server's API layer.
-mod lettre_address {
-    /// An `local@domain` address: one `@`, non-empty parts, no spaces or angle brackets.
-    pub struct Address;
-    impl std::str::FromStr for Address {
-        type Err = &'static str;
-        fn from_str(s: &str) -> Result<Self, Self::Err> {
-            let (local, domain) = s.split_once('@').ok_or("no @")?;
-            if local.is_empty()
-                || domain.is_empty()
-                || domain.contains('@')
-                || !domain.contains('.') && domain != "localhost"
-                || s.chars().any(|c| c.is_whitespace() || "<>,;\"".contains(c))
-                || s.len() > 254
-            {
-                return Err("not local@domain");
-            }
-            Ok(Address)
-        }
-    }
 }
 
 fn check_severity(s: &str) -> Result<(), Error> {
