@@ -50,6 +50,54 @@ macro_rules! impl_monitor_store {
                 i64::from(f.limit.clamp(1, 500))
             }
 
+            /// Moves one row of `table` (incidents or alerts) to `to` when its state is one of
+            /// `from`, with `audit`, in one transaction; the row as it is now, `None` when nothing
+            /// matched (nothing written).
+            #[allow(clippy::too_many_arguments)]
+            async fn set_state<T>(
+                pool: &sqlx::Pool<$db>,
+                table: &'static str,
+                cols: &'static str,
+                org_id: Uuid,
+                id: Uuid,
+                from: &[&str],
+                to: &str,
+                by: &str,
+                now: i64,
+                audit: &AuditRecord,
+            ) -> Result<Option<T>>
+            where
+                T: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+            {
+                let mut tx = pool.begin().await?;
+                let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE ");
+                qb.push(table)
+                    .push(" SET state = ")
+                    .push_bind(to.to_string())
+                    .push(", updated_at = ")
+                    .push_bind(now)
+                    .push(", updated_by = ")
+                    .push_bind(by.to_string())
+                    .push(" WHERE org_id = ")
+                    .push_bind(org_id)
+                    .push(" AND id = ")
+                    .push_bind(id)
+                    .push(" AND state IN (");
+                let mut sep = qb.separated(", ");
+                for s in from {
+                    sep.push_bind(s.to_string());
+                }
+                qb.push(") RETURNING ").push(cols);
+                let row = qb.build_query_as::<T>().fetch_optional(&mut *tx).await?;
+                if row.is_some() {
+                    append_audit_on(&mut tx, audit).await?;
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                Ok(row)
+            }
+
             #[async_trait::async_trait]
             impl MonitorStore for super::$store {
                 async fn monitor_backlog(&self, limit: u32) -> Result<Vec<MonitorBacklog>> {
@@ -323,40 +371,12 @@ macro_rules! impl_monitor_store {
                     now: i64,
                     audit: &AuditRecord,
                 ) -> Result<Change<IncidentRow>> {
-                    let mut tx = self.pool.begin().await?;
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE incidents SET state = ");
-                    qb.push_bind(to.to_string())
-                        .push(", updated_at = ")
-                        .push_bind(now)
-                        .push(", updated_by = ")
-                        .push_bind(by.to_string())
-                        .push(" WHERE org_id = ")
-                        .push_bind(org_id)
-                        .push(" AND id = ")
-                        .push_bind(id)
-                        .push(" AND state IN (");
-                    let mut sep = qb.separated(", ");
-                    for s in from {
-                        sep.push_bind(s.to_string());
-                    }
-                    qb.push(concat!(") RETURNING ", incident_cols!()));
-                    let row = qb
-                        .build_query_as::<IncidentRow>()
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    match row {
-                        Some(r) => {
-                            append_audit_on(&mut tx, audit).await?;
-                            tx.commit().await?;
-                            Ok(Change::Done(r))
-                        }
-                        None => {
-                            tx.rollback().await?;
-                            Ok(match self.get_incident(org_id, id).await? {
-                                Some(r) => Change::NotAllowed(r),
-                                None => Change::NotFound,
-                            })
-                        }
+                    match set_state(&self.pool, "incidents", incident_cols!(), org_id, id, from, to, by, now, audit).await? {
+                        Some(r) => Ok(Change::Done(r)),
+                        None => Ok(match self.get_incident(org_id, id).await? {
+                            Some(r) => Change::NotAllowed(r),
+                            None => Change::NotFound,
+                        }),
                     }
                 }
 
@@ -402,40 +422,12 @@ macro_rules! impl_monitor_store {
                     now: i64,
                     audit: &AuditRecord,
                 ) -> Result<Change<AlertRow>> {
-                    let mut tx = self.pool.begin().await?;
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE alerts SET state = ");
-                    qb.push_bind(to.to_string())
-                        .push(", updated_at = ")
-                        .push_bind(now)
-                        .push(", updated_by = ")
-                        .push_bind(by.to_string())
-                        .push(" WHERE org_id = ")
-                        .push_bind(org_id)
-                        .push(" AND id = ")
-                        .push_bind(id)
-                        .push(" AND state IN (");
-                    let mut sep = qb.separated(", ");
-                    for s in from {
-                        sep.push_bind(s.to_string());
-                    }
-                    qb.push(concat!(") RETURNING ", alert_cols!()));
-                    let row = qb
-                        .build_query_as::<AlertRow>()
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    match row {
-                        Some(r) => {
-                            append_audit_on(&mut tx, audit).await?;
-                            tx.commit().await?;
-                            Ok(Change::Done(r))
-                        }
-                        None => {
-                            tx.rollback().await?;
-                            Ok(match self.get_alert(org_id, id).await? {
-                                Some(r) => Change::NotAllowed(r),
-                                None => Change::NotFound,
-                            })
-                        }
+                    match set_state(&self.pool, "alerts", alert_cols!(), org_id, id, from, to, by, now, audit).await? {
+                        Some(r) => Ok(Change::Done(r)),
+                        None => Ok(match self.get_alert(org_id, id).await? {
+                            Some(r) => Change::NotAllowed(r),
+                            None => Change::NotFound,
+                        }),
                     }
                 }
 
