@@ -196,48 +196,71 @@ fn sources(to: &str) -> &'static [&'static str] {
     }
 }
 
-async fn incident_transition(
+/// What a lifecycle route changes.
+#[derive(Clone, Copy)]
+enum Finding {
+    Incident,
+    Alert,
+}
+
+impl Finding {
+    fn name(self) -> &'static str {
+        match self {
+            Finding::Incident => "incident",
+            Finding::Alert => "alert",
+        }
+    }
+}
+
+/// Moves an incident or alert forward to `to` (`acknowledged` or `resolved`), audited as
+/// `<finding>.<to>` with the caller's note.
+async fn transition(
     state: AppState,
     caller: Caller,
     id: String,
     body: Bytes,
+    what: Finding,
     to: &'static str,
 ) -> Result<Json<Value>, Error> {
-    caller.authorize(if to == "acknowledged" {
-        Action::IncidentsAcknowledge
-    } else {
-        Action::IncidentsResolve
+    let ack = to == "acknowledged";
+    caller.authorize(match (what, ack) {
+        (Finding::Incident, true) => Action::IncidentsAcknowledge,
+        (Finding::Incident, false) => Action::IncidentsResolve,
+        (Finding::Alert, true) => Action::AlertsAcknowledge,
+        (Finding::Alert, false) => Action::AlertsResolve,
     })?;
     let id = parse_id(&id)?;
     let note = note_of(&body)?;
     let audit = state.audit(
         Some(caller.org_id()),
-        if to == "acknowledged" {
-            "incident.acknowledged"
-        } else {
-            "incident.resolved"
-        },
+        &format!("{}.{to}", what.name()),
         caller.actor(),
-        Some(format!("incident:{id}")),
+        Some(format!("{}:{id}", what.name())),
         json!({ "note": note }),
         caller.client_addr.clone(),
     );
-    match state
-        .store
-        .set_incident_state(
-            caller.org_id(),
-            id,
-            sources(to),
-            to,
-            &caller.actor(),
-            state.now_ms(),
-            &audit,
-        )
-        .await?
-    {
-        Change::Done(i) => Ok(Json(incident_json(&i))),
-        Change::NotFound => Err(ApiError::not_found("incident").into()),
-        Change::NotAllowed(i) => Err(invalid_transition("incident", &i.state, to)),
+    let (org, by, now) = (caller.org_id(), caller.actor(), state.now_ms());
+    let from = sources(to);
+    let not_found = || Error::from(ApiError::not_found(what.name()));
+    match what {
+        Finding::Incident => match state
+            .store
+            .set_incident_state(org, id, from, to, &by, now, &audit)
+            .await?
+        {
+            Change::Done(i) => Ok(Json(incident_json(&i))),
+            Change::NotFound => Err(not_found()),
+            Change::NotAllowed(i) => Err(invalid_transition(what.name(), &i.state, to)),
+        },
+        Finding::Alert => match state
+            .store
+            .set_alert_state(org, id, from, to, &by, now, &audit)
+            .await?
+        {
+            Change::Done(a) => Ok(Json(alert_json(&a))),
+            Change::NotFound => Err(not_found()),
+            Change::NotAllowed(a) => Err(invalid_transition(what.name(), &a.state, to)),
+        },
     }
 }
 
@@ -248,7 +271,7 @@ pub async fn acknowledge_incident(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, Error> {
-    incident_transition(state, caller, id, body, "acknowledged").await
+    transition(state, caller, id, body, Finding::Incident, "acknowledged").await
 }
 
 /// `POST /api/v1/incidents/{id}/resolve {note?}` (managers, admins).
@@ -258,7 +281,7 @@ pub async fn resolve_incident(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, Error> {
-    incident_transition(state, caller, id, body, "resolved").await
+    transition(state, caller, id, body, Finding::Incident, "resolved").await
 }
 
 /// `GET /api/v1/alerts?state=&agentId=&before=&limit=` (every role): newest first.
@@ -306,51 +329,6 @@ pub async fn get_alert(
     Ok(Json(v))
 }
 
-async fn alert_transition(
-    state: AppState,
-    caller: Caller,
-    id: String,
-    body: Bytes,
-    to: &'static str,
-) -> Result<Json<Value>, Error> {
-    caller.authorize(if to == "acknowledged" {
-        Action::AlertsAcknowledge
-    } else {
-        Action::AlertsResolve
-    })?;
-    let id = parse_id(&id)?;
-    let note = note_of(&body)?;
-    let audit = state.audit(
-        Some(caller.org_id()),
-        if to == "acknowledged" {
-            "alert.acknowledged"
-        } else {
-            "alert.resolved"
-        },
-        caller.actor(),
-        Some(format!("alert:{id}")),
-        json!({ "note": note }),
-        caller.client_addr.clone(),
-    );
-    match state
-        .store
-        .set_alert_state(
-            caller.org_id(),
-            id,
-            sources(to),
-            to,
-            &caller.actor(),
-            state.now_ms(),
-            &audit,
-        )
-        .await?
-    {
-        Change::Done(a) => Ok(Json(alert_json(&a))),
-        Change::NotFound => Err(ApiError::not_found("alert").into()),
-        Change::NotAllowed(a) => Err(invalid_transition("alert", &a.state, to)),
-    }
-}
-
 /// `POST /api/v1/alerts/{id}/acknowledge {note?}` (managers, admins).
 pub async fn acknowledge_alert(
     State(state): State<AppState>,
@@ -358,7 +336,7 @@ pub async fn acknowledge_alert(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, Error> {
-    alert_transition(state, caller, id, body, "acknowledged").await
+    transition(state, caller, id, body, Finding::Alert, "acknowledged").await
 }
 
 /// `POST /api/v1/alerts/{id}/resolve {note?}` (managers, admins).
@@ -368,7 +346,7 @@ pub async fn resolve_alert(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, Error> {
-    alert_transition(state, caller, id, body, "resolved").await
+    transition(state, caller, id, body, Finding::Alert, "resolved").await
 }
 
 #[derive(Deserialize)]
