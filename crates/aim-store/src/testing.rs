@@ -158,3 +158,52 @@ mod tests {
         );
     }
 }
+
+/// A migrated store on a fresh SQLite file (keep the [`TestDb`] alive as long as the store).
+pub async fn sqlite_store() -> (TestDb, std::sync::Arc<dyn crate::Store>) {
+    let db = TestDb::sqlite().expect("temporary SQLite file");
+    let store = crate::connect(&db.url, 4).await.expect("open SQLite store");
+    (db, store)
+}
+
+/// A migrated store on a fresh PostgreSQL database, or `None` (after a loud `SKIPPED`) without
+/// `AIM_TEST_POSTGRES_URL`.
+pub async fn postgres_store(test: &str) -> Option<(TestDb, std::sync::Arc<dyn crate::Store>)> {
+    let db = TestDb::postgres(test).await?;
+    let store = crate::connect(&db.url, 4)
+        .await
+        .expect("open PostgreSQL store");
+    Some((db, store))
+}
+
+/// Generates `sqlite::NAME` and `postgres::NAME` tests running each listed
+/// `async fn NAME(s: &dyn Store)` on a fresh store of that backend.
+#[macro_export]
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (_db, store) = $crate::testing::sqlite_store().await;
+                    super::$name(&*store).await;
+                    store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((_db, store)) =
+                        $crate::testing::postgres_store(stringify!($name)).await
+                    else {
+                        return;
+                    };
+                    super::$name(&*store).await;
+                    store.close().await;
+                }
+            )*
+        }
+    };
+}

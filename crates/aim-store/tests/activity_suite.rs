@@ -2,9 +2,6 @@
 //! skipped loudly when unset): counters move in the transaction of their audit records and roll
 //! back with them; windows; tenant scoping; the history's keyset paging.
 
-use std::sync::Arc;
-
-use aim_store::testing::TestDb;
 use aim_store::*;
 use serde_json::json;
 use uuid::Uuid;
@@ -210,44 +207,7 @@ async fn history_pages_newest_first(s: &dyn Store) {
 
 // ----- the two backends -----------------------------------------------------------------------
 
-async fn open_sqlite() -> (TestDb, Arc<dyn Store>) {
-    let db = TestDb::sqlite().unwrap();
-    let store = aim_store::connect(&db.url, 4).await.unwrap();
-    (db, store)
-}
-
-async fn open_postgres(test: &str) -> Option<(TestDb, Arc<dyn Store>)> {
-    let db = TestDb::postgres(test).await?;
-    let store = aim_store::connect(&db.url, 4).await.unwrap();
-    Some((db, store))
-}
-
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (_db, store) = super::open_sqlite().await;
-                    super::$name(&*store).await;
-                    store.close().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some((_db, store)) = super::open_postgres(stringify!($name)).await else { return };
-                    super::$name(&*store).await;
-                    store.close().await;
-                }
-            )*
-        }
-    };
-}
-
-suite!(
+aim_store::store_suite!(
     counters_commit_and_roll_back_with_their_events,
     history_pages_newest_first,
 );

@@ -1,9 +1,6 @@
 //! The agent storage contract, run on SQLite and on PostgreSQL (`AIM_TEST_POSTGRES_URL`; skipped
 //! loudly when unset). Negative cases first.
 
-use std::sync::Arc;
-
-use aim_store::testing::TestDb;
 use aim_store::*;
 use uuid::Uuid;
 
@@ -403,44 +400,7 @@ async fn concurrent_claims_of_one_nonce_have_one_winner(s: &dyn Store) {
 
 // ----- the two backends -----------------------------------------------------------------------
 
-async fn open_sqlite() -> (TestDb, Arc<dyn Store>) {
-    let db = TestDb::sqlite().unwrap();
-    let store = aim_store::connect(&db.url, 4).await.unwrap();
-    (db, store)
-}
-
-async fn open_postgres(test: &str) -> Option<(TestDb, Arc<dyn Store>)> {
-    let db = TestDb::postgres(test).await?;
-    let store = aim_store::connect(&db.url, 4).await.unwrap();
-    Some((db, store))
-}
-
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (_db, store) = super::open_sqlite().await;
-                    super::$name(&*store).await;
-                    store.close().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some((_db, store)) = super::open_postgres(stringify!($name)).await else { return };
-                    super::$name(&*store).await;
-                    store.close().await;
-                }
-            )*
-        }
-    };
-}
-
-suite!(
+aim_store::store_suite!(
     registration_conflicts_and_isolation,
     transitions_and_revocation_is_final,
     challenges_are_single_use,

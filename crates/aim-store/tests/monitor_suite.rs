@@ -3,9 +3,6 @@
 //! their audit records, delivery leases that two workers cannot share, the delivery log, tenant
 //! scoping, and the sealed route secret listed for key rotation.
 
-use std::sync::Arc;
-
-use aim_store::testing::TestDb;
 use aim_store::*;
 use serde_json::json;
 use uuid::Uuid;
@@ -478,44 +475,7 @@ async fn route_secrets_are_listed_for_key_rotation(s: &dyn Store) {
 
 // ----- the two backends -----------------------------------------------------------------------
 
-async fn open_sqlite() -> (TestDb, Arc<dyn Store>) {
-    let db = TestDb::sqlite().unwrap();
-    let store = aim_store::connect(&db.url, 4).await.unwrap();
-    (db, store)
-}
-
-async fn open_postgres(test: &str) -> Option<(TestDb, Arc<dyn Store>)> {
-    let db = TestDb::postgres(test).await?;
-    let store = aim_store::connect(&db.url, 4).await.unwrap();
-    Some((db, store))
-}
-
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (_db, store) = super::open_sqlite().await;
-                    super::$name(&*store).await;
-                    store.close().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some((_db, store)) = super::open_postgres(stringify!($name)).await else { return };
-                    super::$name(&*store).await;
-                    store.close().await;
-                }
-            )*
-        }
-    };
-}
-
-suite!(
+aim_store::store_suite!(
     cursor_moves_once_and_a_stale_page_writes_nothing,
     lifecycles_go_forward_only_with_their_audit,
     leases_are_exclusive_and_attempts_are_logged,
