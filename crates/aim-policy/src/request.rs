@@ -90,6 +90,8 @@ pub struct RequestContext {
 pub struct Request {
     pub agent: Agent,
     pub capability: Capability,
+    /// The resource acted on. Empty when the caller named none (aim-sdk's `resource` is
+    /// optional): Cedar then sees `Resource::""`, which a policy can test for.
     pub resource: String,
     pub context: RequestContext,
 }
@@ -104,7 +106,7 @@ fn check_len(what: &str, s: &str) -> Result<()> {
 }
 
 impl Request {
-    /// Checks every field (trust score 0–100, non-empty ids, sizes, well-formed grants).
+    /// Checks every field (trust score 0–100, non-empty agent id, sizes, well-formed grants).
     pub fn validate(&self) -> Result<()> {
         let a = &self.agent;
         if a.id.is_empty() {
@@ -115,9 +117,6 @@ impl Request {
                 "trustScore {} is outside 0-100",
                 a.trust_score
             )));
-        }
-        if self.resource.is_empty() {
-            return Err(Error::Request("resource is empty".into()));
         }
         if a.tags.len() > MAX_TAGS {
             return Err(Error::Request(format!("more than {MAX_TAGS} tags")));

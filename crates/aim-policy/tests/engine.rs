@@ -151,6 +151,19 @@ fn yaml_with_unknown_action_or_field_is_refused() {
 // ---- decisions ---------------------------------------------------------------------------
 
 #[test]
+fn an_unnamed_resource_is_the_empty_resource_id() {
+    let e = cedar(
+        r#"permit(principal, action == Action::"db:read", resource);
+forbid(principal, action, resource == Resource::"") when { context.riskLevel == "high" };"#,
+    );
+    let mut r = req("db:read", 50);
+    r.resource = String::new();
+    assert_eq!(e.evaluate(&r).unwrap().effect, Effect::Allow);
+    r.context.risk_level = RiskLevel::High;
+    assert_eq!(e.evaluate(&r).unwrap().effect, Effect::Deny);
+}
+
+#[test]
 fn no_matching_permit_denies() {
     let e = cedar(r#"@id("read") permit(principal, action == Action::"files:read", resource);"#);
     let d = e.evaluate(&req("files:write", 90)).unwrap();
@@ -238,8 +251,6 @@ fn malformed_requests_are_errors_not_decisions() {
     let mut r = req("files:read", 101);
     assert!(matches!(e.evaluate(&r), Err(Error::Request(_))));
     r.agent.trust_score = 10;
-    r.resource.clear();
-    assert!(matches!(e.evaluate(&r), Err(Error::Request(_))));
     r.resource = "x".repeat(5000);
     assert!(matches!(e.evaluate(&r), Err(Error::Request(_))));
     r.resource = "x".into();

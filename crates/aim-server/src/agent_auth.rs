@@ -199,6 +199,93 @@ impl SignedRequest {
     }
 }
 
+/// Steps 5–7 of the module documentation, shared by every agent-signature scheme (the native
+/// headers and the aim-sdk ones): loads agent `id`, finds which of its keys `verifies` accepts
+/// (current, else the previous one inside its grace period; the cached row is reloaded once in
+/// case another replica rotated the key), and requires the agent to be `active`. A failure is
+/// recorded as `agent.request.signature_failed` (rate-limited per agent) and answers 401
+/// `invalid_signature`; an unknown agent answers 401 `unauthorized`.
+pub(crate) async fn authenticate_agent(
+    state: &AppState,
+    id: &str,
+    method: &str,
+    path: &str,
+    addr: Option<String>,
+    verifies: impl Fn(&[u8]) -> bool,
+) -> Result<(Agent, SigningKey), Error> {
+    let now = state.now_ms();
+    let which = |agent: &Agent| {
+        if verifies(&agent.public_key) {
+            Some(SigningKey::Current)
+        } else if agent.grace_key(now).is_some_and(&verifies) {
+            Some(SigningKey::Previous)
+        } else {
+            None
+        }
+    };
+    let mut agent = state
+        .authz
+        .agent(&*state.store, id)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let mut key = which(&agent);
+    if key.is_none() {
+        // The cached row may predate a key rotation made on another replica.
+        agent = state
+            .authz
+            .reload_agent(&*state.store, id)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        key = which(&agent);
+    }
+    let Some(key) = key else {
+        // Recorded for the monitor (signature-failure bursts, compromised-key correlation),
+        // at most SIGNATURE_FAILURE_AUDITS_PER_MINUTE per agent.
+        if state
+            .authz
+            .signature_failure_audits
+            .check(&id.to_string())
+            .is_ok()
+        {
+            let rec = state.audit(
+                Some(agent.org_id),
+                "agent.request.signature_failed",
+                "unauthenticated".into(),
+                Some(format!("agent:{id}")),
+                serde_json::json!({ "method": method, "path": path }),
+                addr,
+            );
+            if let Err(e) = state.store.append_audit(&rec).await {
+                tracing::warn!(agent = %id, error = %e, "recording a signature failure failed");
+            }
+        }
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            "the signature does not verify under the agent's key (see docs/agents.md for the signed string)",
+        ));
+    };
+    let agent = Agent::clone(&agent);
+    match agent.status {
+        AgentStatus::Active => Ok((agent, key)),
+        AgentStatus::Pending => Err(refuse(
+            StatusCode::FORBIDDEN,
+            "agent_pending",
+            "the agent has not proved possession of its key yet (AIP challenge)",
+        )),
+        AgentStatus::Suspended => Err(refuse(
+            StatusCode::FORBIDDEN,
+            "agent_suspended",
+            "the agent is suspended",
+        )),
+        AgentStatus::Revoked => Err(refuse(
+            StatusCode::FORBIDDEN,
+            "agent_revoked",
+            "the agent is revoked",
+        )),
+    }
+}
+
 impl FromRequest<AppState> for SignedRequest {
     type Rejection = Error;
 
@@ -273,77 +360,9 @@ impl FromRequest<AppState> for SignedRequest {
         let verifies = |key: &[u8]| {
             PublicKey::from_bytes(key).is_ok_and(|k| k.verify(text.as_bytes(), &signature))
         };
-        let which = |agent: &Agent| {
-            if verifies(&agent.public_key) {
-                Some(SigningKey::Current)
-            } else if agent.grace_key(now).is_some_and(verifies) {
-                Some(SigningKey::Previous)
-            } else {
-                None
-            }
-        };
-        let mut agent = state
-            .authz
-            .agent(&*state.store, &id)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
-        let mut key = which(&agent);
-        if key.is_none() {
-            // The cached row may predate a key rotation made on another replica.
-            agent = state
-                .authz
-                .reload_agent(&*state.store, &id)
-                .await?
-                .ok_or_else(ApiError::unauthorized)?;
-            key = which(&agent);
-        }
-        let Some(key) = key else {
-            // Recorded for the monitor (signature-failure bursts, compromised-key correlation),
-            // at most SIGNATURE_FAILURE_AUDITS_PER_MINUTE per agent.
-            if state.authz.signature_failure_audits.check(&id).is_ok() {
-                let rec = state.audit(
-                    Some(agent.org_id),
-                    "agent.request.signature_failed",
-                    "unauthenticated".into(),
-                    Some(format!("agent:{id}")),
-                    serde_json::json!({ "method": method.as_str(), "path": path_and_query }),
-                    addr.clone(),
-                );
-                if let Err(e) = state.store.append_audit(&rec).await {
-                    tracing::warn!(agent = %id, error = %e, "recording a signature failure failed");
-                }
-            }
-            return Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                "invalid_signature",
-                "the signature does not verify under the agent's key (see docs/agents.md for the signed string)",
-            ));
-        };
-        let agent = Agent::clone(&agent);
-        match agent.status {
-            AgentStatus::Active => {}
-            AgentStatus::Pending => {
-                return Err(refuse(
-                    StatusCode::FORBIDDEN,
-                    "agent_pending",
-                    "the agent has not proved possession of its key yet (AIP challenge)",
-                ));
-            }
-            AgentStatus::Suspended => {
-                return Err(refuse(
-                    StatusCode::FORBIDDEN,
-                    "agent_suspended",
-                    "the agent is suspended",
-                ));
-            }
-            AgentStatus::Revoked => {
-                return Err(refuse(
-                    StatusCode::FORBIDDEN,
-                    "agent_revoked",
-                    "the agent is revoked",
-                ));
-            }
-        }
+        let (agent, key) =
+            authenticate_agent(state, &id, &method, &path_and_query, addr.clone(), verifies)
+                .await?;
         Ok(SignedRequest {
             agent,
             key,

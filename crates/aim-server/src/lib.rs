@@ -50,6 +50,7 @@ pub mod client_ip;
 pub mod key_rotation;
 pub mod metrics;
 pub mod ratelimit;
+pub mod sdk_auth;
 pub mod tls;
 
 use std::future::Future;

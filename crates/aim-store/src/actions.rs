@@ -65,6 +65,37 @@ macro_rules! string_enum {
 }
 
 string_enum!(
+    /// What happens to the capabilities an agent declares when it registers through the aim-sdk
+    /// compatibility route (`POST /api/v1/public/agents/register`).
+    DeclaredCapabilities {
+        /// Granted at once when the registering API key may grant (managers, admins), as AIM does.
+        Grant = "grant",
+        /// Always sent to the capability-request queue for a manager's approval.
+        Request = "request",
+    }
+);
+
+/// An organization's settings of the aim-sdk compatibility routes. Invariant: an organization
+/// without a stored row has [`SdkSettings::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdkSettings {
+    /// Whether `POST /api/v1/public/agents/register` may generate an agent's key pair on the
+    /// server and return the private key once (aim-sdk 2.0.3 API-key mode needs it). When false,
+    /// only client-generated keys are accepted.
+    pub server_generated_keys: bool,
+    pub declared_capabilities: DeclaredCapabilities,
+}
+
+impl Default for SdkSettings {
+    fn default() -> Self {
+        SdkSettings {
+            server_generated_keys: true,
+            declared_capabilities: DeclaredCapabilities::Grant,
+        }
+    }
+}
+
+string_enum!(
     /// Status of an action decision.
     ActionStatus {
         /// The agent may act (until `expires_at`).
@@ -305,6 +336,10 @@ pub enum Change<T> {
 pub trait ActionStore: Send + Sync {
     async fn get_action(&self, org_id: Uuid, id: Uuid) -> Result<Option<ActionDecision>>;
 
+    /// A decision by id alone (ids are UUIDv7, unique across organizations). Only for a caller
+    /// that proves no organization (aim-sdk outcome reports); every other read names the org.
+    async fn find_action(&self, id: Uuid) -> Result<Option<ActionDecision>>;
+
     /// Newest first; `limit` clamped to 1..=500.
     async fn list_actions(&self, org_id: Uuid, f: &ActionFilter) -> Result<Vec<ActionDecision>>;
 
@@ -333,6 +368,17 @@ pub trait ActionStore: Send + Sync {
         mode: &str,
         audit: &AuditRecord,
     ) -> Result<Option<crate::Organization>>;
+
+    /// The organization's aim-sdk settings ([`SdkSettings::default`] when none were stored).
+    async fn get_sdk_settings(&self, org_id: Uuid) -> Result<SdkSettings>;
+
+    /// Stores the organization's aim-sdk settings with their audit record (one transaction).
+    async fn set_sdk_settings(
+        &self,
+        org_id: Uuid,
+        settings: &SdkSettings,
+        audit: &AuditRecord,
+    ) -> Result<()>;
 
     /// Stores a new policy version (the current highest + 1) with its audit record. Fails with
     /// [`crate::Error::Conflict`] when a concurrent save took the same version (retry).

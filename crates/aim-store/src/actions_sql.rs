@@ -34,6 +34,17 @@ macro_rules! impl_action_store {
                     .await?)
                 }
 
+                async fn find_action(&self, id: Uuid) -> Result<Option<ActionDecision>> {
+                    Ok(sqlx::query_as::<_, ActionDecision>(concat!(
+                        "SELECT ",
+                        action_cols!(),
+                        " FROM action_decisions WHERE id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                }
+
                 async fn list_actions(
                     &self,
                     org_id: Uuid,
@@ -172,6 +183,46 @@ macro_rules! impl_action_store {
                     }
                     tx.commit().await?;
                     Ok(org)
+                }
+
+                async fn get_sdk_settings(&self, org_id: Uuid) -> Result<SdkSettings> {
+                    let row: Option<(bool, String)> = sqlx::query_as(
+                        "SELECT server_generated_keys, registration_capabilities FROM sdk_settings \
+                         WHERE org_id = $1",
+                    )
+                    .bind(org_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(match row {
+                        None => SdkSettings::default(),
+                        Some((keys, caps)) => SdkSettings {
+                            server_generated_keys: keys,
+                            declared_capabilities: caps.parse()?,
+                        },
+                    })
+                }
+
+                async fn set_sdk_settings(
+                    &self,
+                    org_id: Uuid,
+                    settings: &SdkSettings,
+                    audit: &AuditRecord,
+                ) -> Result<()> {
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query(
+                        "INSERT INTO sdk_settings (org_id, server_generated_keys, registration_capabilities) \
+                         VALUES ($1, $2, $3) ON CONFLICT (org_id) DO UPDATE SET \
+                         server_generated_keys = excluded.server_generated_keys, \
+                         registration_capabilities = excluded.registration_capabilities",
+                    )
+                    .bind(org_id)
+                    .bind(settings.server_generated_keys)
+                    .bind(settings.declared_capabilities.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    append_audit_on(&mut tx, audit).await?;
+                    tx.commit().await?;
+                    Ok(())
                 }
 
                 async fn insert_policy_version(

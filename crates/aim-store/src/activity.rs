@@ -126,7 +126,10 @@ fn is_violation(payload: &serde_json::Value) -> bool {
 /// naming no agent imply none.
 ///
 /// About `agent:<id>` (the `subject`): `agent.challenge.passed` → a key proof and a passed
-/// challenge; `agent.key.rotated` → a key proof; `agent.challenge.failed` → a key proof failure;
+/// challenge; `agent.key.rotated` → a key proof; `agent.registered` with
+/// `keyOrigin: server_generated` → a key proof (the server issued the key pair to the agent, so
+/// possession at that moment is certain; there is no challenge and no attester);
+/// `agent.challenge.failed` → a key proof failure;
 /// `agent.request.signature_failed` → a key proof failure too;
 /// `agent.action.verified` → a decision, and a violation when [`is_violation`]; `agent.action.result`
 /// → `results_ok` (`result: success`) or `results_failed` (`result: failure`).
@@ -150,6 +153,13 @@ pub fn activity_of(rec: &AuditRecord) -> Vec<ActivityDelta> {
             "agent.challenge.passed" => {
                 d.key_proofs = 1;
                 d.challenges_passed = 1;
+                d.last_key_proof_at = Some(rec.at);
+            }
+            "agent.registered"
+                if rec.payload.get("keyOrigin").and_then(|k| k.as_str())
+                    == Some("server_generated") =>
+            {
+                d.key_proofs = 1;
                 d.last_key_proof_at = Some(rec.at);
             }
             "agent.key.rotated" => {
@@ -379,6 +389,20 @@ mod tests {
         ));
         assert_eq!((d.key_proofs, d.key_proof_failures), (0, 1));
         assert_eq!(d.last_key_proof_at, None);
+        // Registration with a key pair the server issued is a proof; with the client's key
+        // (proved later by the AIP challenge) it is not.
+        let d = one(&rec(
+            "agent.registered",
+            "api_key:k",
+            Some("agent:a"),
+            json!({"keyOrigin": "server_generated"}),
+        ));
+        assert_eq!((d.key_proofs, d.challenges_passed), (1, 0));
+        assert_eq!(d.last_key_proof_at, Some(3 * DAY_MS + 5));
+        for payload in [json!({"keyOrigin": "client"}), json!({})] {
+            let r = rec("agent.registered", "user:u", Some("agent:a"), payload);
+            assert!(activity_of(&r).is_empty());
+        }
     }
 
     #[test]

@@ -148,6 +148,10 @@ pub struct NewAgent {
     pub capabilities: Capabilities,
     pub public_key: Vec<u8>,
     pub created_at: i64,
+    /// Whether possession of the key is already established, so the agent starts `active`
+    /// (`verified_at = created_at`) instead of `pending`. Only for a key pair the server itself
+    /// generated (aim-sdk registration); a client-supplied key must pass the AIP challenge.
+    pub key_proven: bool,
     /// Capability requests created with the agent, in the same transaction (declared
     /// capabilities a member registered: they wait for a manager's approval). Each must name
     /// this agent and be `pending`.
@@ -239,6 +243,9 @@ pub enum DecisionOp {
     /// attested manifest differs from its pin; [`DecisionOutcome::Conflict`] when the server is
     /// not in the organization.
     McpAttestation(Box<crate::mcp::NewMcpAttestation>),
+    /// Register an MCP server (unpinned, as an agent declares it); [`DecisionOutcome::Conflict`]
+    /// when the organization already has a server of that name.
+    CreateMcpServer(Box<crate::mcp::McpServerRow>),
 }
 
 /// Outcome of one [`DecisionWrite`].
@@ -267,6 +274,9 @@ pub trait AgentStore: Send + Sync {
 
     /// Lookup by id alone (public DID documents, signed requests: the id names the organization).
     async fn find_agent(&self, id: &str) -> Result<Option<Agent>>;
+
+    /// The agent named `name` in the organization (names are unique per organization).
+    async fn get_agent_by_name(&self, org_id: Uuid, name: &str) -> Result<Option<Agent>>;
 
     /// Agents of an organization ordered by id, those with `id > after`, at most `limit` (clamped
     /// to 1..=500).

@@ -99,6 +99,30 @@ macro_rules! impl_agent_store {
                         .rows_affected()
                             == 1)
                     }
+                    DecisionOp::CreateMcpServer(m) => Ok(sqlx::query(
+                        "INSERT INTO mcp_servers (id, org_id, name, public_key, pinned_hash, pinned_manifest, \
+                         pinned_signed, pinned_at, pinned_by, drift_at, drift_hash, drift_severity, created_at, \
+                         created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(m.id)
+                    .bind(m.org_id)
+                    .bind(&m.name)
+                    .bind(&m.public_key)
+                    .bind(&m.pinned_hash)
+                    .bind(&m.pinned_manifest)
+                    .bind(m.pinned_signed)
+                    .bind(m.pinned_at)
+                    .bind(&m.pinned_by)
+                    .bind(m.drift_at)
+                    .bind(&m.drift_hash)
+                    .bind(&m.drift_severity)
+                    .bind(m.created_at)
+                    .bind(&m.created_by)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+                        == 1),
                     DecisionOp::McpAttestation(a) => {
                         let inserted = sqlx::query(
                             "INSERT INTO mcp_attestations (id, org_id, server_id, agent_id, manifest_hash, \
@@ -157,8 +181,8 @@ macro_rules! impl_agent_store {
                     let mut tx = self.pool.begin().await?;
                     let agent = sqlx::query_as::<_, Agent>(concat!(
                         "INSERT INTO agents (id, org_id, name, owner_id, status, capabilities, public_key, \
-                         key_version, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, 'pending', $5, $6, 1, $7, $7) RETURNING ",
+                         key_version, created_at, updated_at, verified_at) \
+                         VALUES ($1, $2, $3, $4, $8, $5, $6, 1, $7, $7, $9) RETURNING ",
                         agent_cols!()
                     ))
                     .bind(&a.id)
@@ -168,6 +192,8 @@ macro_rules! impl_agent_store {
                     .bind(a.capabilities.to_json())
                     .bind(&a.public_key)
                     .bind(a.created_at)
+                    .bind(if a.key_proven { "active" } else { "pending" })
+                    .bind(a.key_proven.then_some(a.created_at))
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(|e| match Error::from(e) {
@@ -216,6 +242,18 @@ macro_rules! impl_agent_store {
                         " FROM agents WHERE id = $1"
                     ))
                     .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                }
+
+                async fn get_agent_by_name(&self, org_id: Uuid, name: &str) -> Result<Option<Agent>> {
+                    Ok(sqlx::query_as::<_, Agent>(concat!(
+                        "SELECT ",
+                        agent_cols!(),
+                        " FROM agents WHERE org_id = $1 AND name = $2"
+                    ))
+                    .bind(org_id)
+                    .bind(name)
                     .fetch_optional(&self.pool)
                     .await?)
                 }

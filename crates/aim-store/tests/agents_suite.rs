@@ -51,6 +51,7 @@ fn new_agent(org: Uuid, owner: Uuid, name: &str, key: u8) -> NewAgent {
         capabilities: Capabilities(vec!["files:read".into()]),
         public_key: vec![key; 32],
         created_at: NOW,
+        key_proven: false,
         pending_requests: Vec::new(),
     }
 }
@@ -398,6 +399,65 @@ async fn concurrent_claims_of_one_nonce_have_one_winner(s: &dyn Store) {
     assert_eq!(wins, 1);
 }
 
+/// aim-sdk registration: a server-generated key starts `active`; the org's SDK settings default
+/// to (keys allowed, grant) until stored, are isolated per organization, and are audited.
+async fn proven_keys_and_sdk_settings(s: &dyn Store) {
+    let (org, admin) = org_with_admin(s, "sdkset").await;
+    let (other, _) = org_with_admin(s, "sdkother").await;
+    let mut a = new_agent(org, admin, "sdkagent", 41);
+    a.key_proven = true;
+    let got = s
+        .create_agent(&a, &audit(org, "agent.registered"))
+        .await
+        .unwrap();
+    assert_eq!(got.status, AgentStatus::Active);
+    assert_eq!(got.verified_at, Some(NOW));
+    let b = new_agent(org, admin, "plainagent", 42);
+    let got = s
+        .create_agent(&b, &audit(org, "agent.registered"))
+        .await
+        .unwrap();
+    assert_eq!(got.status, AgentStatus::Pending);
+    assert_eq!(got.verified_at, None);
+
+    assert_eq!(
+        s.get_sdk_settings(org).await.unwrap(),
+        SdkSettings::default()
+    );
+    let off = SdkSettings {
+        server_generated_keys: false,
+        declared_capabilities: DeclaredCapabilities::Request,
+    };
+    s.set_sdk_settings(org, &off, &audit(org, "org.sdk_settings_changed"))
+        .await
+        .unwrap();
+    assert_eq!(s.get_sdk_settings(org).await.unwrap(), off);
+    assert_eq!(
+        s.get_sdk_settings(other).await.unwrap(),
+        SdkSettings::default()
+    );
+    // Stored again (upsert), not duplicated.
+    s.set_sdk_settings(
+        org,
+        &SdkSettings::default(),
+        &audit(org, "org.sdk_settings_changed"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get_sdk_settings(org).await.unwrap(),
+        SdkSettings::default()
+    );
+    let evs = events(s, org).await;
+    assert_eq!(
+        evs.iter()
+            .filter(|e| *e == "org.sdk_settings_changed")
+            .count(),
+        2,
+        "{evs:?}"
+    );
+}
+
 // ----- the two backends -----------------------------------------------------------------------
 
 aim_store::store_suite!(
@@ -407,4 +467,5 @@ aim_store::store_suite!(
     key_rotation_keeps_history_and_grace,
     batch_commit_claims_nonces_once,
     concurrent_claims_of_one_nonce_have_one_winner,
+    proven_keys_and_sdk_settings,
 );

@@ -170,33 +170,144 @@ pub fn action_json(a: &ActionDecision, now: i64) -> Value {
     })
 }
 
+/// A validated action request (step 2): what the agent asks to do.
+pub struct ActionAsk {
+    pub capability: Capability,
+    /// Trimmed; may be empty only on the aim-sdk route, whose `resource` is optional.
+    pub resource: String,
+    pub context: Map<String, Value>,
+    /// `context` serialized (at most [`MAX_CONTEXT`] bytes), as stored with the decision.
+    pub context_text: String,
+}
+
+impl ActionAsk {
+    /// Validates the parts of a request (400 on any malformed part; nothing is recorded).
+    pub fn parse(
+        capability: &str,
+        resource: &str,
+        resource_required: bool,
+        context: Map<String, Value>,
+    ) -> Result<ActionAsk, ApiError> {
+        let capability = Capability::parse(capability.trim())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let resource = resource.trim().to_string();
+        if (resource_required && resource.is_empty()) || resource.len() > MAX_RESOURCE {
+            return Err(ApiError::bad_request(format!(
+                "resource must be {} to {MAX_RESOURCE} bytes",
+                u8::from(resource_required)
+            )));
+        }
+        let context_text = serde_json::to_string(&context)
+            .map_err(|e| ApiError::bad_request(format!("context: {e}")))?;
+        if context_text.len() > MAX_CONTEXT {
+            return Err(ApiError::bad_request(format!(
+                "context is larger than {MAX_CONTEXT} bytes"
+            )));
+        }
+        Ok(ActionAsk {
+            capability,
+            resource,
+            context,
+            context_text,
+        })
+    }
+}
+
+/// A decision as recorded: what both wire formats answer from.
+pub struct Decision {
+    pub id: Uuid,
+    pub agent_id: String,
+    pub capability: String,
+    pub resource: String,
+    pub status: ActionStatus,
+    pub reason: String,
+    pub codes: Vec<String>,
+    pub matched: Vec<String>,
+    pub approvers: Vec<String>,
+    pub obligations: Vec<Value>,
+    pub policy_version: i64,
+    /// `strict` or `monitoring`.
+    pub mode: &'static str,
+    pub alert: bool,
+    pub risk: RiskLevel,
+    pub score: Option<f64>,
+    pub threshold: u32,
+    pub expires_at: i64,
+    /// Seconds to wait when the decision is a rate-limit denial (answered 429).
+    pub rate_limited: Option<u64>,
+}
+
+impl Decision {
+    /// The native answer body of `POST /api/v1/agents/{id}/actions/verify`.
+    pub fn native_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "agentId": self.agent_id,
+            "capability": self.capability,
+            "resource": self.resource,
+            "status": self.status.as_str(),
+            "reason": self.reason,
+            "reasonCodes": self.codes,
+            "matchedPolicies": self.matched,
+            "approvers": self.approvers,
+            "obligations": self.obligations,
+            "policyVersion": self.policy_version,
+            "enforcementMode": self.mode,
+            "alert": self.alert,
+            "riskLevel": self.risk.as_str(),
+            "trustScore": self.score,
+            "trustThreshold": self.threshold,
+            "expiresAt": ms_to_rfc3339(self.expires_at),
+        })
+    }
+}
+
+/// Adds `Retry-After` to a rate-limited answer.
+pub fn with_retry_after(status: StatusCode, body: Value, wait: Option<u64>) -> Response {
+    let mut resp = (status, Json(body)).into_response();
+    if let Some(wait) = wait
+        && let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 /// `POST /api/v1/agents/{id}/actions/verify` (agent-signed).
 pub async fn verify(
     State(state): State<AppState>,
     signed: SignedRequest,
 ) -> Result<Response, Error> {
     let body: VerifyBody = signed.json()?;
-    let cap = Capability::parse(body.capability.trim())
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let resource = body.resource.trim().to_string();
-    if resource.is_empty() || resource.len() > MAX_RESOURCE {
-        return Err(
-            ApiError::bad_request(format!("resource must be 1 to {MAX_RESOURCE} bytes")).into(),
-        );
-    }
-    let context_text = serde_json::to_string(&body.context)
-        .map_err(|e| ApiError::bad_request(format!("context: {e}")))?;
-    if context_text.len() > MAX_CONTEXT {
-        return Err(
-            ApiError::bad_request(format!("context is larger than {MAX_CONTEXT} bytes")).into(),
-        );
-    }
-    let declared = match body.context.get("riskLevel") {
+    let ask = ActionAsk::parse(&body.capability, &body.resource, true, body.context)?;
+    let d = decide_and_record(&state, signed, ask, "native").await?;
+    Ok(match d.rate_limited {
+        Some(wait) => with_retry_after(StatusCode::TOO_MANY_REQUESTS, d.native_json(), Some(wait)),
+        None => Json(d.native_json()).into_response(),
+    })
+}
+
+/// Steps 3–6 of the module documentation for an authenticated request, then the one durable
+/// write (decision row, nonce claim, `agent.action.verified` record). `wire` (`native` or
+/// `aim-sdk`) is recorded in the audit payload. The single decision path of both wire formats.
+pub async fn decide_and_record(
+    state: &AppState,
+    signed: SignedRequest,
+    ask: ActionAsk,
+    wire: &str,
+) -> Result<Decision, Error> {
+    let ActionAsk {
+        capability: cap,
+        resource,
+        context,
+        context_text,
+    } = ask;
+    let declared = match context.get("riskLevel") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(parse_risk(s)?),
         Some(_) => return Err(ApiError::bad_request("context.riskLevel must be a string").into()),
     };
-    let mcp_server = match body.context.get("mcpServer") {
+    let mcp_server = match context.get("mcpServer") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(ApiError::bad_request("context.mcpServer must be a string").into()),
@@ -207,7 +318,7 @@ pub async fn verify(
     let now = state.now_ms();
     let agent = signed.agent.clone();
     let org = state.authz.org(&*state.store, agent.org_id).await?;
-    let score = crate::trust::decision_score(&state, &agent).await?;
+    let score = crate::trust::decision_score(state, &agent).await?;
     let threshold = state.config.decisions.trust_thresholds[risk.rank() as usize];
     let cap_text = cap.to_string();
 
@@ -224,7 +335,7 @@ pub async fn verify(
         o
     } else {
         decide(
-            &state, &org, &agent, &cap, &resource, risk, mcp_server, &signed, score, threshold, now,
+            state, &org, &agent, &cap, &resource, risk, mcp_server, &signed, score, threshold, now,
         )
     };
 
@@ -273,13 +384,14 @@ pub async fn verify(
         "enforcementMode": mode,
         "alert": outcome.alert,
         "trustScore": score,
+        "wire": wire,
     });
     if outcome.alert {
         tracing::warn!(agent = %agent.id, capability = %cap_text, "monitoring mode allowed a policy denial");
     }
     match signed
         .commit_op(
-            &state,
+            state,
             "agent.action.verified",
             payload,
             DecisionOp::InsertAction(Box::new(row)),
@@ -293,34 +405,25 @@ pub async fn verify(
             ));
         }
     }
-    let body = json!({
-        "id": id,
-        "agentId": agent.id,
-        "capability": cap_text,
-        "resource": resource,
-        "status": outcome.status.as_str(),
-        "reason": outcome.reason,
-        "reasonCodes": outcome.codes,
-        "matchedPolicies": outcome.matched,
-        "approvers": outcome.approvers,
-        "obligations": outcome.obligations,
-        "policyVersion": org.version,
-        "enforcementMode": mode,
-        "alert": outcome.alert,
-        "riskLevel": risk.as_str(),
-        "trustScore": score,
-        "trustThreshold": threshold,
-        "expiresAt": ms_to_rfc3339(expires_at),
-    });
-    Ok(match outcome.rate_limited {
-        Some(wait) => {
-            let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-            if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            resp
-        }
-        None => Json(body).into_response(),
+    Ok(Decision {
+        id,
+        agent_id: agent.id,
+        capability: cap_text,
+        resource,
+        status: outcome.status,
+        reason: outcome.reason,
+        codes: outcome.codes,
+        matched: outcome.matched,
+        approvers: outcome.approvers,
+        obligations: outcome.obligations,
+        policy_version: org.version,
+        mode,
+        alert: outcome.alert,
+        risk,
+        score,
+        threshold,
+        expires_at,
+        rate_limited: outcome.rate_limited,
     })
 }
 

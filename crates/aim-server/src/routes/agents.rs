@@ -156,6 +156,7 @@ pub async fn register(
         capabilities: Capabilities(granted.clone()),
         public_key: pk.to_bytes().to_vec(),
         created_at: now,
+        key_proven: false,
         pending_requests: requests,
     };
     let audit = state.audit(

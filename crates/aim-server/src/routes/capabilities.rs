@@ -53,7 +53,7 @@ pub fn parse_grant(s: &str) -> Result<Grant, ApiError> {
 
 /// Whether `wanted` is already covered by `grants`: the same grant, or (for a capability) a
 /// grant matching it such as `namespace:*`. Unreadable stored grants cover nothing.
-fn covered(grants: &[String], wanted: &Grant) -> bool {
+pub(crate) fn covered(grants: &[String], wanted: &Grant) -> bool {
     let text = wanted.to_string();
     if grants.contains(&text) {
         return true;

@@ -12,6 +12,7 @@ pub mod mcp;
 pub mod monitoring;
 pub mod org;
 pub mod policies;
+pub mod sdk;
 pub mod users;
 
 use axum::Router;
@@ -146,6 +147,35 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/mcp-servers/{id}/pin", put(mcp::pin))
         .route("/api/v1/agents/{id}/mcp-attestations", post(mcp::attest))
         .route("/api/v1/agents/{id}/mcp-connections", get(mcp::connections))
+        // aim-sdk 2.0.3 wire format (docs/COMPATIBILITY.md)
+        .route("/api/v1/public/agents/register", post(sdk::register))
+        .route("/api/v1/sdk-api/verifications", post(sdk::verify))
+        .route("/api/v1/sdk-api/verifications/{id}", get(sdk::poll))
+        .route(
+            "/api/v1/sdk-api/verifications/{id}/result",
+            post(sdk::report_result),
+        )
+        .route("/api/v1/sdk-api/agents/{id}", get(sdk::get_agent))
+        .route(
+            "/api/v1/sdk-api/agents/{id}/capabilities",
+            get(sdk::list_capabilities).post(sdk::declare_capability),
+        )
+        .route(
+            "/api/v1/sdk-api/agents/{id}/capabilities/register",
+            post(sdk::declare_capability),
+        )
+        .route(
+            "/api/v1/sdk-api/agents/{id}/capability-requests",
+            get(sdk::list_requests).post(sdk::request_capability),
+        )
+        .route(
+            "/api/v1/sdk-api/agents/{id}/mcp-servers",
+            get(sdk::list_mcp).post(sdk::register_mcp),
+        )
+        .route(
+            "/api/v1/sdk-api/agents/{id}/mcp-servers/by-name",
+            get(sdk::mcp_by_name),
+        )
         .route("/api/v1/anomalies", get(monitoring::list_anomalies))
         .route("/api/v1/incidents", get(monitoring::list_incidents))
         .route("/api/v1/incidents/{id}", get(monitoring::get_incident))

@@ -1,5 +1,7 @@
-//! The caller's organization and its settings (2FA for admins, enforcement mode).
+//! The caller's organization and its settings (2FA for admins, enforcement mode, aim-sdk
+//! compatibility).
 
+use aim_store::{DeclaredCapabilities, SdkSettings};
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
@@ -11,12 +13,16 @@ use crate::rbac::Action;
 use crate::routes::ApiJson;
 use crate::state::{AppState, ms_to_rfc3339};
 
-fn org_json(o: &aim_store::Organization) -> Value {
+fn org_json(o: &aim_store::Organization, sdk: &SdkSettings) -> Value {
     json!({
         "id": o.id,
         "name": o.name,
         "require2faForAdmins": o.require_2fa_admins,
         "enforcementMode": o.enforcement_mode,
+        "sdk": {
+            "serverGeneratedKeys": sdk.server_generated_keys,
+            "declaredCapabilities": sdk.declared_capabilities.as_str(),
+        },
         "createdAt": ms_to_rfc3339(o.created_at),
     })
 }
@@ -29,7 +35,8 @@ pub async fn get_org(State(state): State<AppState>, caller: Caller) -> Result<Js
         .get_org(caller.org_id())
         .await?
         .ok_or_else(|| ApiError::not_found("organization"))?;
-    Ok(Json(org_json(&o)))
+    let sdk = state.store.get_sdk_settings(o.id).await?;
+    Ok(Json(org_json(&o, &sdk)))
 }
 
 #[derive(Deserialize)]
@@ -39,6 +46,18 @@ pub struct UpdateOrg {
     require_2fa_for_admins: Option<bool>,
     /// `strict` (a policy deny is a deny) or `monitoring` (a policy deny is allowed and alerted).
     enforcement_mode: Option<EnforcementMode>,
+    /// aim-sdk compatibility settings (docs/COMPATIBILITY.md).
+    sdk: Option<SdkPatch>,
+}
+
+/// `sdk` of `PATCH /api/v1/org`: each field optional.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SdkPatch {
+    /// Whether aim-sdk registration may generate an agent's key pair on the server.
+    server_generated_keys: Option<bool>,
+    /// `grant` or `request`: what happens to capabilities declared at aim-sdk registration.
+    declared_capabilities: Option<DeclaredCapabilities>,
 }
 
 /// The two enforcement modes (stored as their names; the database checks the set too).
@@ -58,9 +77,10 @@ impl EnforcementMode {
     }
 }
 
-/// `PATCH /api/v1/org {require2faForAdmins?, enforcementMode?}` (admins). Each setting that
+/// `PATCH /api/v1/org {require2faForAdmins?, enforcementMode?, sdk?}` (admins). Each setting that
 /// changes is written with its own audit record in one transaction (`org.settings_changed`,
-/// `org.enforcement_mode_changed {from, to}`); an unchanged value writes nothing.
+/// `org.enforcement_mode_changed {from, to}`, `org.sdk_settings_changed {from, to}`); an unchanged
+/// value writes nothing.
 pub async fn update_org(
     State(state): State<AppState>,
     caller: Caller,
@@ -107,5 +127,30 @@ pub async fn update_org(
             .await?
             .ok_or_else(|| ApiError::not_found("organization"))?;
     }
-    Ok(Json(org_json(&o)))
+    let mut sdk = state.store.get_sdk_settings(org).await?;
+    if let Some(p) = req.sdk {
+        let next = SdkSettings {
+            server_generated_keys: p.server_generated_keys.unwrap_or(sdk.server_generated_keys),
+            declared_capabilities: p.declared_capabilities.unwrap_or(sdk.declared_capabilities),
+        };
+        if next != sdk {
+            let view = |s: &SdkSettings| {
+                json!({
+                    "serverGeneratedKeys": s.server_generated_keys,
+                    "declaredCapabilities": s.declared_capabilities.as_str(),
+                })
+            };
+            let a = state.audit(
+                Some(org),
+                "org.sdk_settings_changed",
+                caller.actor(),
+                Some(format!("org:{org}")),
+                json!({ "from": view(&sdk), "to": view(&next) }),
+                caller.client_addr.clone(),
+            );
+            state.store.set_sdk_settings(org, &next, &a).await?;
+            sdk = next;
+        }
+    }
+    Ok(Json(org_json(&o, &sdk)))
 }

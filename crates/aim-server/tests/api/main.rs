@@ -16,6 +16,7 @@ mod openapi;
 mod ops;
 mod policies;
 mod rbac;
+mod sdk;
 mod totp;
 mod trust;
 mod users;

@@ -1,0 +1,9 @@
+-- Per-organization settings of the aim-sdk compatibility routes (docs/COMPATIBILITY.md), SQLite
+-- flavour; keep in step with migrations/postgres/20260601000000_sdk_settings.sql. No row means the
+-- defaults: server-generated keys allowed, declared capabilities granted.
+CREATE TABLE sdk_settings (
+    org_id                    BLOB PRIMARY KEY REFERENCES organizations(id) ON DELETE CASCADE,
+    server_generated_keys     INTEGER NOT NULL DEFAULT 1,
+    registration_capabilities TEXT NOT NULL DEFAULT 'grant'
+        CHECK (registration_capabilities IN ('grant', 'request'))
+);
