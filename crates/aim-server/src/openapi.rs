@@ -195,8 +195,21 @@ pub struct Org {
     /// `strict` (default of new organizations) or `monitoring`.
     #[serde(rename = "enforcementMode")]
     pub enforcement_mode: String,
+    pub sdk: SdkSettings,
     /// RFC 3339.
     pub created_at: String,
+}
+
+/// aim-sdk compatibility settings of the organization (docs/COMPATIBILITY.md).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SdkSettings {
+    /// Whether aim-sdk registration may generate the agent's key pair on the server (default
+    /// true). Audited as `org.sdk_settings_changed`.
+    pub server_generated_keys: bool,
+    /// `grant` (default: a manager/admin key's declared capabilities are granted) or `request`
+    /// (always the approval queue).
+    pub declared_capabilities: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -206,6 +219,8 @@ pub struct UpdateOrg {
     /// `strict` or `monitoring` (audited as `org.enforcement_mode_changed`).
     #[serde(rename = "enforcementMode")]
     pub enforcement_mode: Option<String>,
+    /// Each field optional.
+    pub sdk: Option<SdkSettings>,
 }
 
 /// A policy source to save or validate.
@@ -1340,6 +1355,124 @@ fn attest_mcp_server() {}
         (status = 404, description = "No such agent in the organization", body = ErrorBody)))]
 fn agent_mcp_connections() {}
 
+// ----- aim-sdk 2.0.3 compatibility (docs/COMPATIBILITY.md) -----
+
+#[utoipa::path(post, path = "/api/v1/public/agents/register", tag = "aim-sdk", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    description = "aim-sdk registration. Credential: `X-AIM-API-Key` (or `X-API-Key`/Bearer). Body `{name, displayName?, description?, agentType?, version?, capabilities?, talksTo?, metadata?, tagIds?, publicKey?}` (unknown fields ignored). Without `publicKey` the server generates the key pair and returns `privateKey` once (`Cache-Control: no-store`), unless the organization turned this off.",
+    responses(
+        (status = 201, description = "{id, agentId, name, publicKey, privateKey?, status, trustScore, aimUrl, capabilities, pendingCapabilities, keyOrigin}", content_type = "application/json"),
+        (status = 400, description = "Malformed body, name or capability", body = ErrorBody),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 403, description = "Role may not register agents, or `server_generated_keys_disabled`", body = ErrorBody),
+        (status = 409, description = "Name or key already registered", body = ErrorBody)))]
+fn sdk_register() {}
+
+#[utoipa::path(get, path = "/api/v1/sdk-api/agents/{id}", tag = "aim-sdk", security(("bearerAuth" = []), ("apiKeyHeader" = [])),
+    params(("id" = String, Path, description = "Agent id or agent name")),
+    responses(
+        (status = 200, description = "{id, name, status, trustScore, agent}", content_type = "application/json"),
+        (status = 401, description = "No or bad credential", body = ErrorBody),
+        (status = 404, description = "No such agent in the organization", body = ErrorBody)))]
+fn sdk_get_agent() {}
+
+#[utoipa::path(post, path = "/api/v1/sdk-api/verifications", tag = "aim-sdk",
+    description = "Action verification signed in the body: `{agentId, capability, resource, context, timestamp, signature, publicKey}`; the signature covers Python's sorted json.dumps of {action_type, agent_id, context, resource, timestamp}. Same decision path as /api/v1/agents/{id}/actions/verify.",
+    responses(
+        (status = 200, description = "{id, status: approved|pending, enforcementMode, reason, expiresAt, …}", content_type = "application/json"),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Bad or missing signature, unknown agent, stale timestamp, `replayed_request`", body = ErrorBody),
+        (status = 403, description = "Denied: {id, status: denied, denialReason, enforcementMode, …} (or the agent is not active)", content_type = "application/json"),
+        (status = 429, description = "Rate limited (`Retry-After`), same body", content_type = "application/json")))]
+fn sdk_verify() {}
+
+#[utoipa::path(get, path = "/api/v1/sdk-api/verifications/{id}", tag = "aim-sdk",
+    description = "Poll a decision. `X-AIM-Agent-ID`, `X-AIM-Timestamp`, `X-AIM-Signature` over `GET\\nPATH\\nAGENT_ID\\nTS` (ids lower-cased).",
+    params(("id" = String, Path, description = "Decision id")),
+    responses(
+        (status = 200, description = "{id, status: approved|denied|pending, approvedBy, denialReason, enforcementMode, expiresAt}", content_type = "application/json"),
+        (status = 401, description = "Bad or missing signature, stale timestamp, replay", body = ErrorBody),
+        (status = 404, description = "No such decision of this agent", body = ErrorBody)))]
+fn sdk_poll() {}
+
+#[utoipa::path(post, path = "/api/v1/sdk-api/verifications/{id}/result", tag = "aim-sdk",
+    description = "Outcome of an approved action, once, before the approval expires. aim-sdk sends it without a credential (recorded `authenticated: false`); with `X-API-Key` the key's user must manage the agent. Body `{result: success|failure, result_summary?, error_message?}` or `{success: bool, …}`.",
+    params(("id" = String, Path, description = "Decision id")),
+    responses(
+        (status = 200, description = "{id, result, recorded: true}", content_type = "application/json"),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 404, description = "No such decision", body = ErrorBody),
+        (status = 409, description = "`not_reportable` or `already_reported`", body = ErrorBody)))]
+fn sdk_report_result() {}
+
+#[utoipa::path(get, path = "/api/v1/sdk-api/agents/{id}/capabilities", tag = "aim-sdk",
+    description = "The agent's grants. Agent-signed (`X-Agent-ID`, `X-Signature`, `X-Timestamp`, `X-Public-Key` over `METHOD\\nPATH?QUERY\\nTS[\\nBODY]`) or `X-API-Key` of a user who manages the agent.",
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "{agentId, capabilities: [{capabilityType, status}]}", content_type = "application/json"),
+        (status = 401, description = "Bad or missing credential", body = ErrorBody)))]
+fn sdk_list_capabilities() {}
+
+#[utoipa::path(post, path = "/api/v1/sdk-api/agents/{id}/capabilities", tag = "aim-sdk",
+    description = "The agent declares a capability (`{capabilityType}`): never a grant — a pending capability request. Same as …/capabilities/register.",
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "{status: granted} (already held) or {status: pending, requestId} (already pending)", content_type = "application/json"),
+        (status = 201, description = "{status: pending, requestId}", content_type = "application/json"),
+        (status = 400, description = "Malformed body or capability", body = ErrorBody),
+        (status = 401, description = "Bad or missing credential", body = ErrorBody)))]
+fn sdk_report_capability() {}
+
+#[utoipa::path(post, path = "/api/v1/sdk-api/agents/{id}/capabilities/register", tag = "aim-sdk",
+    description = "What `@perform_action` sends on first use: `{capabilityType, description, riskLevel}`. Never a grant — a pending capability request.",
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "{status: granted} (already held) or {status: pending, requestId} (already pending)", content_type = "application/json"),
+        (status = 201, description = "{status: pending, requestId}", content_type = "application/json"),
+        (status = 400, description = "Malformed body or capability", body = ErrorBody),
+        (status = 401, description = "Bad or missing credential", body = ErrorBody)))]
+fn sdk_declare_capability() {}
+
+#[utoipa::path(get, path = "/api/v1/sdk-api/agents/{id}/capability-requests", tag = "aim-sdk",
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "{requests: [{id, capabilityType, status, reason, requestedAt, …}]}", content_type = "application/json"),
+        (status = 401, description = "Bad or missing credential", body = ErrorBody)))]
+fn sdk_list_capability_requests() {}
+
+#[utoipa::path(post, path = "/api/v1/sdk-api/agents/{id}/capability-requests", tag = "aim-sdk",
+    description = "`{capabilityType, reason, metadata?}` → a pending request for a manager's approval.",
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 201, description = "{id, agentId, capabilityType, reason, status: pending, requestedAt}", content_type = "application/json"),
+        (status = 400, description = "Malformed body, capability or missing reason", body = ErrorBody),
+        (status = 401, description = "Bad or missing credential", body = ErrorBody),
+        (status = 409, description = "`already_granted` or `request_pending`", body = ErrorBody)))]
+fn sdk_request_capability() {}
+
+#[utoipa::path(get, path = "/api/v1/sdk-api/agents/{id}/mcp-servers", tag = "aim-sdk",
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "{mcpServers: [{id, name, pinned, drift, createdBy, createdAt}]}", content_type = "application/json"),
+        (status = 401, description = "Bad or missing credential", body = ErrorBody)))]
+fn sdk_list_mcp_servers() {}
+
+#[utoipa::path(post, path = "/api/v1/sdk-api/agents/{id}/mcp-servers", tag = "aim-sdk",
+    description = "Registers an MCP server by name, unpinned (`{name, url?, description?, version?, capabilities?, public_key?}`).",
+    params(("id" = String, Path, description = "Agent id")),
+    responses(
+        (status = 201, description = "{id, name, url, status: registered, …}", content_type = "application/json"),
+        (status = 400, description = "Malformed body or name; `mcp_server_ids` is not supported", body = ErrorBody),
+        (status = 401, description = "Bad or missing credential", body = ErrorBody),
+        (status = 409, description = "{error, message, existingId}", content_type = "application/json")))]
+fn sdk_register_mcp_server() {}
+
+#[utoipa::path(get, path = "/api/v1/sdk-api/agents/{id}/mcp-servers/by-name", tag = "aim-sdk",
+    params(("id" = String, Path, description = "Agent id"), ("name" = String, Query, description = "Server name")),
+    responses(
+        (status = 200, description = "{id, name, hasCachedCapabilities, capabilities: tool names of the pinned manifest}", content_type = "application/json"),
+        (status = 401, description = "Bad or missing credential", body = ErrorBody)))]
+fn sdk_mcp_by_name() {}
+
 // ----- the document -----
 
 struct SecuritySchemes;
@@ -1403,6 +1536,10 @@ impl Modify for SecuritySchemes {
         delete_alert_route, test_alert_route,
         list_mcp_servers, register_mcp_server, get_mcp_server, pin_mcp_server, attest_mcp_server,
         agent_mcp_connections,
+        sdk_register, sdk_get_agent, sdk_verify, sdk_poll, sdk_report_result,
+        sdk_list_capabilities, sdk_report_capability, sdk_declare_capability,
+        sdk_list_capability_requests, sdk_request_capability,
+        sdk_list_mcp_servers, sdk_register_mcp_server, sdk_mcp_by_name,
     ),
     modifiers(&SecuritySchemes),
     tags(
@@ -1416,6 +1553,7 @@ impl Modify for SecuritySchemes {
         (name = "actions", description = "Action verification, human approvals, outcome reports"),
         (name = "governance", description = "Policy sets and versions, capability grants, the capability-request queue"),
         (name = "mcp", description = "MCP servers: registration, pins, agents' attestations, confidence, drift, connections"),
+        (name = "aim-sdk", description = "The wire format of the Python aim-sdk 2.0.3 (docs/COMPATIBILITY.md)"),
         (name = "monitoring", description = "Anomalies, correlated incidents, alerts and where they are delivered"),
         (name = "operations", description = "Health, readiness, this document"),
     )

@@ -168,6 +168,20 @@ pub const PERMISSIONS: &[(Action, &str, &str, &[Role])] = &[
     (Action::AgentsList, "GET", "/api/v1/agents", ALL),
     (Action::AgentsRead, "GET", "/api/v1/agents/{id}", ALL),
     (Action::AgentsCreate, "POST", "/api/v1/agents", WRITERS),
+    // aim-sdk compatibility (docs/COMPATIBILITY.md): registration with an API key, and the
+    // OAuth-mode lookup by id or name. The other /api/v1/sdk-api routes are agent-signed.
+    (
+        Action::AgentsCreate,
+        "POST",
+        "/api/v1/public/agents/register",
+        WRITERS,
+    ),
+    (
+        Action::AgentsRead,
+        "GET",
+        "/api/v1/sdk-api/agents/{id}",
+        ALL,
+    ),
     (
         Action::AgentsSuspend,
         "POST",

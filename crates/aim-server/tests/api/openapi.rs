@@ -36,6 +36,19 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/v1/agents/{id}/actions/{action_id}/result"),
     ("POST", "/api/v1/agents/{id}/capability-requests"),
     ("POST", "/api/v1/agents/{id}/mcp-attestations"),
+    // aim-sdk: the agent's body signature, `X-AIM-*` poll signature or signed headers (an
+    // outcome report may carry no credential at all: docs/COMPATIBILITY.md).
+    ("POST", "/api/v1/sdk-api/verifications"),
+    ("GET", "/api/v1/sdk-api/verifications/{id}"),
+    ("POST", "/api/v1/sdk-api/verifications/{id}/result"),
+    ("GET", "/api/v1/sdk-api/agents/{id}/capabilities"),
+    ("POST", "/api/v1/sdk-api/agents/{id}/capabilities"),
+    ("POST", "/api/v1/sdk-api/agents/{id}/capabilities/register"),
+    ("GET", "/api/v1/sdk-api/agents/{id}/capability-requests"),
+    ("POST", "/api/v1/sdk-api/agents/{id}/capability-requests"),
+    ("GET", "/api/v1/sdk-api/agents/{id}/mcp-servers"),
+    ("POST", "/api/v1/sdk-api/agents/{id}/mcp-servers"),
+    ("GET", "/api/v1/sdk-api/agents/{id}/mcp-servers/by-name"),
 ];
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];

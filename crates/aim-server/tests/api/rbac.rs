@@ -47,6 +47,11 @@ enum Target {
 const NO_SUCH_ACTION: &str = "01900000-0000-7000-8000-000000000000";
 
 /// A fresh agent registration body per call (distinct key and name).
+/// An aim-sdk registration (no key: the server generates one), a distinct name per caller.
+fn sdk_body(n: usize) -> Option<Value> {
+    Some(json!({ "name": format!("sdk-agent-{n}") }))
+}
+
 fn agent_body(n: usize) -> Option<Value> {
     let k = crate::agents::key(1_000_000 + n as u64);
     Some(json!({
@@ -284,6 +289,22 @@ fn table() -> Vec<Row> {
             agent_body,
             [403, 201, 201, 201],
             201,
+        ),
+        r(
+            Method::POST,
+            "/api/v1/public/agents/register",
+            None,
+            sdk_body,
+            [403, 201, 201, 201],
+            201,
+        ),
+        r(
+            Method::GET,
+            "/api/v1/sdk-api/agents/{id}",
+            ManagerAgent,
+            none,
+            [200, 200, 200, 200],
+            404,
         ),
         // The manager's agent is pending: allowed callers reach the state machine (409).
         r(
