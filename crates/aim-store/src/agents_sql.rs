@@ -11,10 +11,11 @@ macro_rules! agent_cols {
 pub(crate) use agent_cols;
 
 macro_rules! impl_agent_store {
-    ($store:ident, $conn:ty) => {
+    ($store:ident, $conn:ty, $db:ty) => {
         mod agent_store_impl {
             use super::{append_audit_on, append_audits_on};
             use uuid::Uuid;
+            use $crate::actions::NewAction;
             use $crate::agents::*;
             use $crate::agents_sql::agent_cols;
             use $crate::model::AuditRecord;
@@ -36,32 +37,43 @@ macro_rules! impl_agent_store {
                 .await?)
             }
 
+            /// Decision rows per statement (14 binds each; both backends allow far more binds).
+            const ACTION_CHUNK: usize = 200;
+            /// Nonce claims per statement.
+            const NONCE_CHUNK: usize = 500;
+
+            /// Inserts decision rows in one statement.
+            async fn insert_actions(conn: &mut $conn, actions: &[&NewAction]) -> Result<()> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO action_decisions (id, org_id, agent_id, capability, resource, context, \
+                     risk_level, status, reason, matched_policies, approvers, policy_version, created_at, expires_at) ",
+                );
+                qb.push_values(actions, |mut b, a| {
+                    b.push_bind(a.id)
+                        .push_bind(a.org_id)
+                        .push_bind(a.agent_id.clone())
+                        .push_bind(a.capability.clone())
+                        .push_bind(a.resource.clone())
+                        .push_bind(a.context.clone())
+                        .push_bind(a.risk_level.clone())
+                        .push_bind(a.status.as_str())
+                        .push_bind(a.reason.clone())
+                        .push_bind(a.matched_policies.to_json())
+                        .push_bind(a.approvers.to_json())
+                        .push_bind(a.policy_version.clone())
+                        .push_bind(a.created_at)
+                        .push_bind(a.expires_at);
+                });
+                qb.build().execute(&mut *conn).await?;
+                Ok(())
+            }
+
             /// Applies a request's row change; false when its precondition does not hold.
             async fn apply_op(conn: &mut $conn, op: &DecisionOp) -> Result<bool> {
                 match op {
                     DecisionOp::None => Ok(true),
                     DecisionOp::InsertAction(a) => {
-                        sqlx::query(
-                            "INSERT INTO action_decisions (id, org_id, agent_id, capability, resource, context, \
-                             risk_level, status, reason, matched_policies, approvers, policy_version, created_at, expires_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                        )
-                        .bind(a.id)
-                        .bind(a.org_id)
-                        .bind(&a.agent_id)
-                        .bind(&a.capability)
-                        .bind(&a.resource)
-                        .bind(&a.context)
-                        .bind(&a.risk_level)
-                        .bind(a.status.as_str())
-                        .bind(&a.reason)
-                        .bind(a.matched_policies.to_json())
-                        .bind(a.approvers.to_json())
-                        .bind(&a.policy_version)
-                        .bind(a.created_at)
-                        .bind(a.expires_at)
-                        .execute(&mut *conn)
-                        .await?;
+                        insert_actions(conn, &[&**a]).await?;
                         Ok(true)
                     }
                     DecisionOp::ActionResult { org_id, action_id, agent_id, result, detail, at } => {
@@ -480,26 +492,62 @@ macro_rules! impl_agent_store {
                         return Ok(out);
                     }
                     let mut tx = self.pool.begin().await?;
-                    let mut records = Vec::with_capacity(items.len());
-                    for item in items {
-                        let fresh = match &item.nonce {
-                            None => true,
-                            Some(c) => {
-                                sqlx::query(
-                                    "INSERT INTO agent_nonces (org_id, agent_id, nonce, expires_at) \
-                                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                                )
-                                .bind(c.org_id)
-                                .bind(&c.agent_id)
-                                .bind(&c.nonce)
-                                .bind(c.expires_at)
-                                .execute(&mut *tx)
-                                .await?
-                                .rows_affected()
-                                    == 1
+                    // Nonce claims in one statement per chunk: a claim repeated inside the batch
+                    // is a replay of its first occurrence; `RETURNING` names the fresh ones.
+                    let mut fresh = vec![true; items.len()];
+                    let mut seen = std::collections::HashSet::with_capacity(items.len());
+                    let mut claims: Vec<usize> = Vec::with_capacity(items.len());
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(c) = &item.nonce {
+                            if seen.insert((c.org_id, c.agent_id.as_str(), c.nonce.as_str())) {
+                                claims.push(i);
+                            } else {
+                                fresh[i] = false;
                             }
-                        };
-                        if fresh && !apply_op(&mut tx, &item.op).await? {
+                        }
+                    }
+                    for chunk in claims.chunks(NONCE_CHUNK) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO agent_nonces (org_id, agent_id, nonce, expires_at) ",
+                        );
+                        qb.push_values(chunk, |mut b, &i| {
+                            let c = items[i].nonce.as_ref().expect("claims hold items with a nonce");
+                            b.push_bind(c.org_id)
+                                .push_bind(c.agent_id.clone())
+                                .push_bind(c.nonce.clone())
+                                .push_bind(c.expires_at);
+                        });
+                        qb.push(" ON CONFLICT DO NOTHING RETURNING org_id, agent_id, nonce");
+                        let inserted: std::collections::HashSet<(Uuid, String, String)> = qb
+                            .build_query_as::<(Uuid, String, String)>()
+                            .fetch_all(&mut *tx)
+                            .await?
+                            .into_iter()
+                            .collect();
+                        for &i in chunk {
+                            let c = items[i].nonce.as_ref().expect("claims hold items with a nonce");
+                            fresh[i] = inserted.contains(&(c.org_id, c.agent_id.clone(), c.nonce.clone()));
+                        }
+                    }
+                    // Decision rows of the fresh requests in one statement per chunk (they have no
+                    // precondition); every other op in item order.
+                    let actions: Vec<&NewAction> = items
+                        .iter()
+                        .zip(&fresh)
+                        .filter_map(|(item, f)| match &item.op {
+                            DecisionOp::InsertAction(a) if *f => Some(&**a),
+                            _ => None,
+                        })
+                        .collect();
+                    for chunk in actions.chunks(ACTION_CHUNK) {
+                        insert_actions(&mut tx, chunk).await?;
+                    }
+                    let mut records = Vec::with_capacity(items.len());
+                    for (item, fresh) in items.iter().zip(fresh) {
+                        let applied = fresh
+                            && (matches!(item.op, DecisionOp::InsertAction(_))
+                                || apply_op(&mut tx, &item.op).await?);
+                        if fresh && !applied {
                             out.push(DecisionOutcome::Conflict);
                         } else if fresh {
                             records.push(item.audit.clone());

@@ -28,7 +28,7 @@ impl PgStore {
 }
 
 crate::sql::impl_store!(PgStore, sqlx::PgConnection, sqlx::Postgres, "postgres");
-crate::agents_sql::impl_agent_store!(PgStore, sqlx::PgConnection);
+crate::agents_sql::impl_agent_store!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 crate::actions_sql::impl_action_store!(PgStore, sqlx::PgConnection, sqlx::Postgres);
 crate::activity_sql::impl_trust_store!(PgStore);
 crate::mcp_sql::impl_mcp_store!(PgStore);

@@ -62,7 +62,7 @@ fn restrict_permissions(path: &std::path::Path) {
 fn restrict_permissions(_path: &std::path::Path) {}
 
 crate::sql::impl_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite, "sqlite");
-crate::agents_sql::impl_agent_store!(SqliteStore, sqlx::SqliteConnection);
+crate::agents_sql::impl_agent_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 crate::actions_sql::impl_action_store!(SqliteStore, sqlx::SqliteConnection, sqlx::Sqlite);
 crate::activity_sql::impl_trust_store!(SqliteStore);
 crate::mcp_sql::impl_mcp_store!(SqliteStore);

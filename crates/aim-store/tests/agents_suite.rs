@@ -399,6 +399,75 @@ async fn concurrent_claims_of_one_nonce_have_one_winner(s: &dyn Store) {
     assert_eq!(wins, 1);
 }
 
+/// Decision rows are written in one statement per batch: only the fresh requests' rows exist,
+/// a replayed request (earlier batch, or earlier in the same batch) inserts none.
+async fn batched_decisions_insert_only_fresh_rows(s: &dyn Store) {
+    use DecisionOutcome::*;
+    let (org, admin) = org_with_admin(s, "batch").await;
+    s.create_agent(
+        &new_agent(org, admin, "bx", 51),
+        &audit(org, "agent.registered"),
+    )
+    .await
+    .unwrap();
+    let agent = "aim_bx_51";
+    let decision = |nonce: &str| {
+        let mut it = item(org, agent, Some(nonce), "agent.action.verified");
+        let id = Uuid::now_v7();
+        it.op = DecisionOp::InsertAction(Box::new(ActionDecision {
+            id,
+            org_id: org,
+            agent_id: agent.into(),
+            capability: "db:read".into(),
+            resource: format!("r-{nonce}"),
+            context: "{}".into(),
+            risk_level: "low".into(),
+            status: ActionStatus::Approved,
+            reason: "ok".into(),
+            matched_policies: JsonStrings(vec![]),
+            approvers: JsonStrings(vec![]),
+            policy_version: "0".into(),
+            created_at: NOW,
+            expires_at: NOW + 60_000,
+            decided_by: None,
+            decided_at: None,
+            result: None,
+            result_at: None,
+            result_detail: None,
+        }));
+        (it, id)
+    };
+    let (a, ida) = decision("d1");
+    let (b, idb) = decision("d2");
+    let (c, idc) = decision("d1"); // a replay of `a` inside the batch
+    let out = s.commit_decisions(&[a, b, c]).await.unwrap();
+    assert_eq!(out, vec![Committed, Committed, Replayed]);
+    let (d, idd) = decision("d2"); // a replay of `b` in a later batch
+    let (e, ide) = decision("d3");
+    assert_eq!(
+        s.commit_decisions(&[d, e]).await.unwrap(),
+        vec![Replayed, Committed]
+    );
+    for (id, stored) in [
+        (ida, true),
+        (idb, true),
+        (idc, false),
+        (idd, false),
+        (ide, true),
+    ] {
+        assert_eq!(
+            s.get_action(org, id).await.unwrap().is_some(),
+            stored,
+            "{id}"
+        );
+    }
+    let got = s.get_action(org, ide).await.unwrap().unwrap();
+    assert_eq!(
+        (got.resource.as_str(), got.status),
+        ("r-d3", ActionStatus::Approved)
+    );
+}
+
 /// aim-sdk registration: a server-generated key starts `active`; the org's SDK settings default
 /// to (keys allowed, grant) until stored, are isolated per organization, and are audited.
 async fn proven_keys_and_sdk_settings(s: &dyn Store) {
@@ -468,4 +537,5 @@ aim_store::store_suite!(
     batch_commit_claims_nonces_once,
     concurrent_claims_of_one_nonce_have_one_winner,
     proven_keys_and_sdk_settings,
+    batched_decisions_insert_only_fresh_rows,
 );
