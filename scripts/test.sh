@@ -38,3 +38,7 @@ else
 fi
 # nextest does not run doc tests
 cargo test --workspace --locked --doc
+
+# The published Python client aim-sdk against a fresh server per store (SQLite; PostgreSQL with
+# AIM_TEST_POSTGRES_URL). SKIPPED when its virtualenv cannot be installed, unless AIM_REQUIRE_TEST_DEPS=1.
+tests/compat/aim_sdk/run.sh

@@ -291,7 +291,9 @@ impl SdkCaller {
     ) -> Result<bool, Error> {
         match self {
             SdkCaller::Agent(s) => Ok(matches!(
-                s.commit_op(state, event_type, payload, op).await?,
+                s.commit_op(state, event_type, payload, op)
+                    .await
+                    .map_err(replay_as_conflict)?,
                 crate::agent_auth::Committed::Applied(_)
             )),
             SdkCaller::User { caller, agent, .. } => {
@@ -315,6 +317,42 @@ impl SdkCaller {
                 ))
             }
         }
+    }
+}
+
+impl SdkCaller {
+    /// Records a read (`event_type`) for an agent caller, claiming its derived nonce; a user
+    /// caller's reads are not recorded (as natively).
+    pub async fn record(
+        self,
+        state: &AppState,
+        event_type: &str,
+        payload: serde_json::Value,
+    ) -> Result<(), Error> {
+        if let SdkCaller::Agent(s) = self {
+            s.commit(state, event_type, payload)
+                .await
+                .map_err(replay_as_conflict)?;
+        }
+        Ok(())
+    }
+}
+
+/// The signed-header scheme has no nonce and a timestamp in whole seconds, so the same call made
+/// twice in one second is byte for byte a replay (likewise a status poll). It is still refused (it
+/// does nothing), but as 409 `replayed_request`: every route of these schemes is idempotent, and
+/// the SDK reads 409 as "already exists" (or keeps polling) where a 401 would read as bad
+/// credentials. Verifications are not idempotent: their replays stay 401.
+pub fn replay_as_conflict(e: Error) -> Error {
+    match e {
+        Error::Api(a) if a.code == "replayed_request" => ApiError::new(
+            StatusCode::CONFLICT,
+            "replayed_request",
+            "an identical signed request was already accepted this second (aim-sdk signs no \
+             nonce); nothing was done again",
+        )
+        .into(),
+        other => other,
     }
 }
 

@@ -482,7 +482,8 @@ pub async fn poll(
             "agent.request.action_status",
             json!({ "actionId": action_id, "wire": "aim-sdk" }),
         )
-        .await?;
+        .await
+        .map_err(crate::sdk_auth::replay_as_conflict)?;
     let org = state.authz.org(&*state.store, agent.org_id).await?;
     let mode = match org.mode {
         aim_policy::EnforcementMode::Strict => "strict",
@@ -733,14 +734,12 @@ pub async fn declare_capability(
     usable(sdk.agent())?;
     let text = g.to_string();
     if crate::routes::capabilities::covered(&sdk.agent().capabilities.0, &g) {
-        if let SdkCaller::Agent(s) = sdk {
-            s.commit(
-                &state,
-                "agent.request.capability_declared",
-                json!({ "capability": text, "granted": true }),
-            )
-            .await?;
-        }
+        sdk.record(
+            &state,
+            "agent.request.capability_declared",
+            json!({ "capability": text, "granted": true }),
+        )
+        .await?;
         return Ok((
             StatusCode::OK,
             Json(json!({ "status": "granted", "capabilityType": text,
@@ -844,10 +843,8 @@ pub async fn list_requests(
             },
         )
         .await?;
-    if let SdkCaller::Agent(s) = sdk {
-        s.commit(&state, "agent.request.capability_requests", json!({}))
-            .await?;
-    }
+    sdk.record(&state, "agent.request.capability_requests", json!({}))
+        .await?;
     Ok(Json(json!({
         "requests": rows.iter().map(sdk_request_json).collect::<Vec<_>>(),
     })))
@@ -859,10 +856,8 @@ pub async fn list_capabilities(
     sdk: SdkCaller,
 ) -> Result<Json<Value>, Error> {
     let agent = sdk.agent().clone();
-    if let SdkCaller::Agent(s) = sdk {
-        s.commit(&state, "agent.request.capabilities", json!({}))
-            .await?;
-    }
+    sdk.record(&state, "agent.request.capabilities", json!({}))
+        .await?;
     Ok(Json(json!({
         "agentId": agent.id,
         "capabilities": agent.capabilities.0.iter()
@@ -998,10 +993,8 @@ pub async fn register_mcp(
 /// `GET /api/v1/sdk-api/agents/{id}/mcp-servers` → `{mcpServers}` (the organization's).
 pub async fn list_mcp(State(state): State<AppState>, sdk: SdkCaller) -> Result<Json<Value>, Error> {
     let org = sdk.agent().org_id;
-    if let SdkCaller::Agent(s) = sdk {
-        s.commit(&state, "agent.request.mcp_servers", json!({}))
-            .await?;
-    }
+    sdk.record(&state, "agent.request.mcp_servers", json!({}))
+        .await?;
     let rows = state.store.list_mcp_servers(org).await?;
     Ok(Json(json!({
         "mcpServers": rows.iter().map(mcp_json).collect::<Vec<_>>(),
@@ -1023,14 +1016,12 @@ pub async fn mcp_by_name(
     sdk: SdkCaller,
 ) -> Result<Json<Value>, Error> {
     let org = sdk.agent().org_id;
-    if let SdkCaller::Agent(s) = sdk {
-        s.commit(
-            &state,
-            "agent.request.mcp_server_lookup",
-            json!({ "name": q.name }),
-        )
-        .await?;
-    }
+    sdk.record(
+        &state,
+        "agent.request.mcp_server_lookup",
+        json!({ "name": q.name }),
+    )
+    .await?;
     let row = state.store.get_mcp_server_by_name(org, &q.name).await?;
     let tools: Vec<String> = row
         .as_ref()

@@ -636,11 +636,11 @@ async fn verifications_replay_and_polling(ctx: Ctx) {
         (StatusCode::OK, Some("pending")),
         "{v}"
     );
-    // The same poll again is a replay.
+    // The same poll again is a replay: refused, as a conflict (the SDK keeps polling).
     let (s, v) = send(&ctx, Method::GET, &p, &h, None).await;
     assert_eq!(
         (s, v["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("replayed_request"))
+        (StatusCode::CONFLICT, Some("replayed_request"))
     );
     let (s, v) = ctx
         .post(
@@ -742,10 +742,12 @@ async fn declarations_requests_and_mcp(ctx: Ctx) {
         "{v}"
     );
     let req_id = v["requestId"].as_str().unwrap().to_string();
+    // The same bytes again (the SDK signs no nonce: a repeat in the same second): refused, as a
+    // conflict the SDK reads as "already exists" — nothing is created twice.
     let (s, v) = send(&ctx, Method::POST, &reg, &h, Some(body)).await;
     assert_eq!(
         (s, v["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("replayed_request")),
+        (StatusCode::CONFLICT, Some("replayed_request")),
         "{v}"
     );
     ctx.ts.clock.advance(std::time::Duration::from_secs(1));
