@@ -42,6 +42,10 @@ pub enum Action {
     AgentsList,
     AgentsRead,
     AgentsCreate,
+    /// aim-sdk registration (`POST /api/v1/public/agents/register`).
+    SdkAgentsRegister,
+    /// aim-sdk lookup by id or name (`GET /api/v1/sdk-api/agents/{id}`).
+    SdkAgentsRead,
     AgentsSuspend,
     AgentsActivate,
     AgentsRevoke,
@@ -171,13 +175,13 @@ pub const PERMISSIONS: &[(Action, &str, &str, &[Role])] = &[
     // aim-sdk compatibility (docs/COMPATIBILITY.md): registration with an API key, and the
     // OAuth-mode lookup by id or name. The other /api/v1/sdk-api routes are agent-signed.
     (
-        Action::AgentsCreate,
+        Action::SdkAgentsRegister,
         "POST",
         "/api/v1/public/agents/register",
         WRITERS,
     ),
     (
-        Action::AgentsRead,
+        Action::SdkAgentsRead,
         "GET",
         "/api/v1/sdk-api/agents/{id}",
         ALL,
@@ -465,7 +469,7 @@ mod tests {
             assert!(seen.insert(*a), "{a:?} twice");
             assert!(!a.roles().is_empty());
         }
-        assert_eq!(seen.len(), 70);
+        assert_eq!(seen.len(), 72);
     }
 
     #[test]

@@ -231,8 +231,8 @@ pub async fn poll_signed(
 }
 
 /// The caller of an `/api/v1/sdk-api/agents/{id}/…` route: the agent itself (signed headers), or
-/// a user / API key of the agent's organization that manages the agent (`X-API-Key` or
-/// `Authorization: Bearer`, what an aim-sdk client without keys sends).
+/// a user / API key of the agent's organization with the `agents.create` right that manages the
+/// agent (`X-API-Key` or `Authorization: Bearer`, what an aim-sdk client without keys sends).
 pub enum SdkCaller {
     Agent(SignedRequest),
     User {
@@ -391,6 +391,9 @@ impl FromRequest<AppState> for SdkCaller {
                 crate::auth::Via::ApiKey { id } => crate::ratelimit::CredentialKey::ApiKey(id),
             };
             crate::ratelimit::check_credential(state, key)?;
+            // Acting for an agent is a writer's right (viewers never own agents); beyond that the
+            // user must manage this agent (its owner, or a manager/admin).
+            caller.authorize(crate::rbac::Action::AgentsCreate)?;
             let agent = crate::routes::agents::load(state, &caller, &path_id).await?;
             crate::routes::agents::check_manages(&caller, &agent)?;
             let body = read_body(parts, body, state).await?;

@@ -128,7 +128,7 @@ fn aim_url(state: &AppState, parts: &axum::http::request::Parts) -> Option<Strin
 pub async fn register(State(state): State<AppState>, req: Request) -> Result<Response, Error> {
     let (parts, body) = req.into_parts();
     let caller = registration_caller(&state, &parts).await?;
-    caller.authorize(Action::AgentsCreate)?;
+    caller.authorize(Action::SdkAgentsRegister)?;
     let body = Bytes::from_request(Request::from_parts(parts.clone(), body), &state)
         .await
         .map_err(|rej| ApiError::new(rej.status(), "bad_request", rej.body_text()))?;
@@ -296,7 +296,7 @@ pub async fn get_agent(
     caller: Caller,
     Path(identifier): Path<String>,
 ) -> Result<Json<Value>, Error> {
-    caller.authorize(Action::AgentsRead)?;
+    caller.authorize(Action::SdkAgentsRead)?;
     let org = caller.org_id();
     let agent = if aim_core::keys::is_agent_id(&identifier) {
         state.store.get_agent(org, &identifier).await?

@@ -819,7 +819,23 @@ async fn declarations_requests_and_mcp(ctx: Ctx) {
         "{v}"
     );
 
-    // An API key (no agent key) may file a request for an agent its user manages.
+    // An API key (no agent key) may file a request for an agent its user manages — not a
+    // viewer's key, not a member who does not own the agent.
+    let viewer = api_key(&ctx, &admin, "viewer").await;
+    let member = ctx.user_token(&admin, "mem@sdk.test", "member").await;
+    for (who, cred) in [
+        ("viewer", Cred::XApiKey(&viewer)),
+        ("member", Cred::Bearer(&member)),
+    ] {
+        let (s, v) = ctx
+            .post(
+                &format!("/api/v1/sdk-api/agents/{}/capability-requests", b.id),
+                cred,
+                json!({"capabilityType": "mail:send", "reason": "sends the weekly digest"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{who}: {v}");
+    }
     let (s, v) = ctx
         .post(
             &format!("/api/v1/sdk-api/agents/{}/capability-requests", b.id),
