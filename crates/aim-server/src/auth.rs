@@ -201,6 +201,22 @@ async fn authenticate_api_key(
     })
 }
 
+/// [`authenticate`], then the per-credential rate limit (what every user-authenticated route
+/// applies, through the [`Caller`] extractor or directly).
+pub async fn authenticate_limited(
+    state: &AppState,
+    headers: &HeaderMap,
+    addr: Option<String>,
+) -> Result<Caller, Error> {
+    let caller = authenticate(state, headers, addr).await?;
+    let key = match caller.via {
+        Via::Session { .. } => crate::ratelimit::CredentialKey::User(caller.user.id),
+        Via::ApiKey { id } => crate::ratelimit::CredentialKey::ApiKey(id),
+    };
+    crate::ratelimit::check_credential(state, key)?;
+    Ok(caller)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
@@ -208,13 +224,6 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let addr = client_addr(parts);
-        let caller = authenticate(state, &parts.headers, addr).await?;
-        let key = match caller.via {
-            Via::Session { .. } => crate::ratelimit::CredentialKey::User(caller.user.id),
-            Via::ApiKey { id } => crate::ratelimit::CredentialKey::ApiKey(id),
-        };
-        crate::ratelimit::check_credential(state, key)?;
-        Ok(caller)
+        authenticate_limited(state, &parts.headers, client_addr(parts)).await
     }
 }

@@ -26,7 +26,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::agent_auth::{SignedRequest, SigningKey, authenticate_agent};
-use crate::auth::{Caller, authenticate, client_addr};
+use crate::auth::{Caller, authenticate_limited, client_addr};
 use crate::error::{ApiError, Error};
 use crate::state::AppState;
 
@@ -383,14 +383,7 @@ impl FromRequest<AppState> for SdkCaller {
         let h = &parts.headers;
         let signed = h.contains_key(H_SIGNATURE) || h.contains_key(H_AGENT_ID);
         if !signed {
-            let caller = authenticate(state, h, addr).await?;
-            let key = match caller.via {
-                crate::auth::Via::Session { .. } => {
-                    crate::ratelimit::CredentialKey::User(caller.user.id)
-                }
-                crate::auth::Via::ApiKey { id } => crate::ratelimit::CredentialKey::ApiKey(id),
-            };
-            crate::ratelimit::check_credential(state, key)?;
+            let caller = authenticate_limited(state, h, addr).await?;
             // Acting for an agent is a writer's right (viewers never own agents); beyond that the
             // user must manage this agent (its owner, or a manager/admin).
             caller.authorize(crate::rbac::Action::AgentsCreate)?;

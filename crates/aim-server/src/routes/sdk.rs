@@ -31,7 +31,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::auth::{Caller, authenticate, client_addr};
+use crate::auth::{Caller, authenticate_limited, client_addr};
 use crate::error::{ApiError, Error};
 use crate::rbac::Action;
 use crate::routes::actions::{ActionAsk, Decision, decide_and_record, with_retry_after};
@@ -101,13 +101,7 @@ async fn registration_caller(
         headers.remove(header::AUTHORIZATION);
         headers.insert("x-api-key", v);
     }
-    let caller = authenticate(state, &headers, client_addr(parts)).await?;
-    let key = match caller.via {
-        crate::auth::Via::Session { .. } => crate::ratelimit::CredentialKey::User(caller.user.id),
-        crate::auth::Via::ApiKey { id } => crate::ratelimit::CredentialKey::ApiKey(id),
-    };
-    crate::ratelimit::check_credential(state, key)?;
-    Ok(caller)
+    authenticate_limited(state, &headers, client_addr(parts)).await
 }
 
 /// The URL the SDK should keep using: the configured public URL, else the scheme and `Host` the
@@ -515,7 +509,7 @@ pub async fn report_result(
 ) -> Result<Json<Value>, Error> {
     let (parts, body) = req.into_parts();
     let caller = if crate::auth::presented_credential(&parts.headers)?.is_some() {
-        Some(authenticate(&state, &parts.headers, client_addr(&parts)).await?)
+        Some(authenticate_limited(&state, &parts.headers, client_addr(&parts)).await?)
     } else {
         None
     };
