@@ -85,6 +85,122 @@ pub(crate) fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Resu
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 
+/// Most capabilities an agent may declare at registration.
+pub const MAX_DECLARED: usize = 100;
+
+/// A registration's `publicKey`: base64 of the 32 raw Ed25519 public-key bytes (400 otherwise).
+pub(crate) fn parse_public_key(text: &str) -> Result<PublicKey, ApiError> {
+    let key = decode_base64("public key", text)
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| {
+            ApiError::bad_request("publicKey must be base64 of the 32 raw Ed25519 public-key bytes")
+        })?;
+    PublicKey::from_bytes(&key).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// Declared capabilities as grants (grammar of `aim_policy::Grant`, 400 `invalid_capability`),
+/// deduplicated, at most [`MAX_DECLARED`].
+pub(crate) fn declared_grants(declared: &[String]) -> Result<Vec<String>, ApiError> {
+    if declared.len() > MAX_DECLARED {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_DECLARED} capabilities"
+        )));
+    }
+    let mut caps: Vec<String> = Vec::with_capacity(declared.len());
+    for c in declared {
+        let g = crate::routes::capabilities::parse_grant(c)?.to_string();
+        if !caps.contains(&g) {
+            caps.push(g);
+        }
+    }
+    Ok(caps)
+}
+
+/// An agent registration, as both wire formats (native, aim-sdk) make it.
+pub(crate) struct Registration<'a> {
+    pub name: &'a str,
+    pub key: PublicKey,
+    /// Declared capabilities, already parsed by [`declared_grants`].
+    pub declared: Vec<String>,
+    /// Grant the declared capabilities now; otherwise each becomes a pending capability request
+    /// by the caller's user (reason [`crate::routes::capabilities::REGISTRATION_REASON`]).
+    pub grant_now: bool,
+    /// See [`NewAgent::key_proven`].
+    pub key_proven: bool,
+    /// Added to the `agent.registered` payload.
+    pub extra: serde_json::Map<String, Value>,
+}
+
+/// Creates the agent, its pending capability requests and its `agent.registered` record in one
+/// transaction (409 when the key or the name is taken). Returns the agent and the capabilities
+/// left pending.
+pub(crate) async fn create_registered(
+    state: &AppState,
+    caller: &Caller,
+    r: Registration<'_>,
+) -> Result<(Agent, Vec<String>), Error> {
+    let id = agent_id_for(&r.key.to_bytes());
+    let now = state.now_ms();
+    let (granted, pending) = if r.grant_now {
+        (r.declared, Vec::new())
+    } else {
+        (Vec::new(), r.declared)
+    };
+    let requests = pending
+        .iter()
+        .map(|c| CapabilityRequest {
+            id: uuid::Uuid::now_v7(),
+            org_id: caller.org_id(),
+            agent_id: id.clone(),
+            capability: c.clone(),
+            reason: crate::routes::capabilities::REGISTRATION_REASON.into(),
+            status: RequestStatus::Pending,
+            requested_by: format!("user:{}", caller.user.id),
+            created_at: now,
+            decided_by: None,
+            decided_at: None,
+            note: None,
+        })
+        .collect();
+    let new = NewAgent {
+        id: id.clone(),
+        org_id: caller.org_id(),
+        name: r.name.to_string(),
+        owner_id: caller.user.id,
+        capabilities: Capabilities(granted.clone()),
+        public_key: r.key.to_bytes().to_vec(),
+        created_at: now,
+        key_proven: r.key_proven,
+        pending_requests: requests,
+    };
+    let mut payload = serde_json::Map::from_iter([
+        ("name".to_string(), json!(r.name)),
+        (
+            "publicKey".to_string(),
+            json!(encode_base64(&new.public_key)),
+        ),
+        ("capabilities".to_string(), json!(granted)),
+        ("pendingCapabilities".to_string(), json!(pending)),
+    ]);
+    payload.extend(r.extra);
+    let audit = state.audit(
+        Some(caller.org_id()),
+        "agent.registered",
+        caller.actor(),
+        Some(format!("agent:{id}")),
+        Value::Object(payload),
+        caller.client_addr.clone(),
+    );
+    let agent = state.store.create_agent(&new, &audit).await.map_err(|e| match e {
+        aim_store::Error::Conflict { .. } => Error::from(ApiError::conflict(
+            "an agent with this public key (or this name in the organization) is already registered",
+        )),
+        other => other.into(),
+    })?;
+    Ok((agent, pending))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Register {
@@ -108,76 +224,21 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<Value>), Error> {
     caller.authorize(Action::AgentsCreate)?;
     validate_name(&req.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let key = decode_base64("public key", &req.public_key)
-        .ok()
-        .filter(|b| b.len() == 32)
-        .ok_or_else(|| {
-            ApiError::bad_request("publicKey must be base64 of the 32 raw Ed25519 public-key bytes")
-        })?;
-    let pk = PublicKey::from_bytes(&key).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if req.capabilities.len() > 100 {
-        return Err(ApiError::bad_request("at most 100 capabilities").into());
-    }
-    let mut caps: Vec<String> = Vec::with_capacity(req.capabilities.len());
-    for c in &req.capabilities {
-        let g = crate::routes::capabilities::parse_grant(c)?.to_string();
-        if !caps.contains(&g) {
-            caps.push(g);
-        }
-    }
-    let id = agent_id_for(&pk.to_bytes());
-    let now = state.now_ms();
-    let (granted, pending) = if caller.manages_all() {
-        (caps, Vec::new())
-    } else {
-        (Vec::new(), caps)
-    };
-    let requests = pending
-        .iter()
-        .map(|c| CapabilityRequest {
-            id: uuid::Uuid::now_v7(),
-            org_id: caller.org_id(),
-            agent_id: id.clone(),
-            capability: c.clone(),
-            reason: crate::routes::capabilities::REGISTRATION_REASON.into(),
-            status: RequestStatus::Pending,
-            requested_by: format!("user:{}", caller.user.id),
-            created_at: now,
-            decided_by: None,
-            decided_at: None,
-            note: None,
-        })
-        .collect();
-    let new = NewAgent {
-        id: id.clone(),
-        org_id: caller.org_id(),
-        name: req.name.clone(),
-        owner_id: caller.user.id,
-        capabilities: Capabilities(granted.clone()),
-        public_key: pk.to_bytes().to_vec(),
-        created_at: now,
-        key_proven: false,
-        pending_requests: requests,
-    };
-    let audit = state.audit(
-        Some(caller.org_id()),
-        "agent.registered",
-        caller.actor(),
-        Some(format!("agent:{id}")),
-        json!({
-            "name": req.name,
-            "publicKey": encode_base64(&new.public_key),
-            "capabilities": granted,
-            "pendingCapabilities": pending,
-        }),
-        caller.client_addr.clone(),
-    );
-    let agent = state.store.create_agent(&new, &audit).await.map_err(|e| match e {
-        aim_store::Error::Conflict { .. } => Error::from(ApiError::conflict(
-            "an agent with this public key (or this name in the organization) is already registered",
-        )),
-        other => other.into(),
-    })?;
+    let key = parse_public_key(&req.public_key)?;
+    let grants = declared_grants(&req.capabilities)?;
+    let (agent, pending) = create_registered(
+        &state,
+        &caller,
+        Registration {
+            name: &req.name,
+            key,
+            declared: grants,
+            grant_now: caller.manages_all(),
+            key_proven: false,
+            extra: serde_json::Map::new(),
+        },
+    )
+    .await?;
     let mut body = agent_json(&state, &agent);
     body["pendingCapabilities"] = json!(pending);
     Ok((StatusCode::CREATED, Json(body)))

@@ -15,11 +15,11 @@
 //!   with the same body (the SDK reads 403 as a denial), a rate limit 429 with `Retry-After`.
 
 use aim_core::identity::validate_name;
-use aim_core::keys::{KeyPair, PublicKey, agent_id_for, decode_base64, encode_base64};
+use aim_core::keys::{KeyPair, PublicKey, encode_base64};
 use aim_core::pyjson::sdk_verification_message;
 use aim_store::{
     ActionDecision, ActionResult, ActionStatus, Agent, CapabilityRequest, DecisionOp,
-    DeclaredCapabilities, McpServerRow, NewAgent, RequestFilter, RequestStatus,
+    DeclaredCapabilities, McpServerRow, RequestFilter, RequestStatus,
 };
 use axum::Json;
 use axum::body::Bytes;
@@ -35,14 +35,13 @@ use crate::auth::{Caller, authenticate_limited, client_addr};
 use crate::error::{ApiError, Error};
 use crate::rbac::Action;
 use crate::routes::actions::{ActionAsk, Decision, decide_and_record, with_retry_after};
+use crate::routes::agents::{Registration, create_registered, declared_grants, parse_public_key};
 use crate::routes::capabilities::{MAX_REASON, parse_grant};
 use crate::sdk_auth::{BodySignature, SdkCaller, body_signed, poll_signed};
 use crate::state::{AppState, ms_to_rfc3339};
 
 /// Header carrying the API key on the registration route.
 pub const H_REGISTRATION_KEY: &str = "x-aim-api-key";
-/// Most capabilities declared at registration.
-const MAX_DECLARED: usize = 100;
 /// Longest free-text field kept from a registration profile.
 const MAX_PROFILE_TEXT: usize = 1000;
 /// Longest outcome detail kept from a result report.
@@ -139,35 +138,12 @@ pub async fn register(State(state): State<AppState>, req: Request) -> Result<Res
     ] {
         short(f, v)?;
     }
-    let declared = b.capabilities.clone().unwrap_or_default();
-    if declared.len() > MAX_DECLARED {
-        return Err(bad(format!("at most {MAX_DECLARED} capabilities")));
-    }
-    let mut caps: Vec<String> = Vec::with_capacity(declared.len());
-    for c in &declared {
-        let g = parse_grant(c)?.to_string();
-        if !caps.contains(&g) {
-            caps.push(g);
-        }
-    }
+    let caps = declared_grants(b.capabilities.as_deref().unwrap_or_default())?;
     let org_id = caller.org_id();
     let settings = state.store.get_sdk_settings(org_id).await?;
     // The key: the client's, or generated here (kept in memory for this answer only).
     let (public, generated) = match &b.public_key {
-        Some(pk) => {
-            let bytes = decode_base64("publicKey", pk)
-                .ok()
-                .filter(|k| k.len() == 32)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "publicKey must be base64 of the 32 raw Ed25519 public-key bytes",
-                    )
-                })?;
-            (
-                PublicKey::from_bytes(&bytes).map_err(|e| ApiError::bad_request(e.to_string()))?,
-                None,
-            )
-        }
+        Some(pk) => (parse_public_key(pk)?, None),
         None if settings.server_generated_keys => {
             let kp = KeyPair::generate(&mut rand::rng());
             (kp.public(), Some(kp))
@@ -182,60 +158,19 @@ pub async fn register(State(state): State<AppState>, req: Request) -> Result<Res
             .into());
         }
     };
-    let id = agent_id_for(&public.to_bytes());
-    let now = state.now_ms();
     let grant_now =
         settings.declared_capabilities == DeclaredCapabilities::Grant && caller.manages_all();
-    let (granted, pending) = if grant_now {
-        (caps, Vec::new())
-    } else {
-        (Vec::new(), caps)
-    };
-    let requests = pending
-        .iter()
-        .map(|c| CapabilityRequest {
-            id: Uuid::now_v7(),
-            org_id,
-            agent_id: id.clone(),
-            capability: c.clone(),
-            reason: crate::routes::capabilities::REGISTRATION_REASON.into(),
-            status: RequestStatus::Pending,
-            requested_by: format!("user:{}", caller.user.id),
-            created_at: now,
-            decided_by: None,
-            decided_at: None,
-            note: None,
-        })
-        .collect();
-    let new = NewAgent {
-        id: id.clone(),
-        org_id,
-        name: b.name.clone(),
-        owner_id: caller.user.id,
-        capabilities: aim_store::Capabilities(granted.clone()),
-        public_key: public.to_bytes().to_vec(),
-        created_at: now,
-        key_proven: generated.is_some(),
-        pending_requests: requests,
-    };
     let key_origin = if generated.is_some() {
         "server_generated"
     } else {
         "client"
     };
-    let audit = state.audit(
-        Some(org_id),
-        "agent.registered",
-        caller.actor(),
-        Some(format!("agent:{id}")),
-        json!({
-            "name": b.name,
-            "publicKey": public.to_base64(),
-            "capabilities": granted,
-            "pendingCapabilities": pending,
-            "via": "aim-sdk",
-            "keyOrigin": key_origin,
-            "profile": {
+    let extra = Map::from_iter([
+        ("via".to_string(), json!("aim-sdk")),
+        ("keyOrigin".to_string(), json!(key_origin)),
+        (
+            "profile".to_string(),
+            json!({
                 "displayName": b.display_name,
                 "description": b.description,
                 "agentType": b.agent_type,
@@ -247,17 +182,22 @@ pub async fn register(State(state): State<AppState>, req: Request) -> Result<Res
                 "documentationUrl": b.documentation_url,
                 "organizationDomain": b.organization_domain,
                 "metadata": b.metadata,
-            },
-        }),
-        caller.client_addr.clone(),
-    );
-    let agent = state.store.create_agent(&new, &audit).await.map_err(|e| match e {
-        aim_store::Error::Conflict { .. } => Error::from(ApiError::conflict(format!(
-            "an agent named {:?} is already registered in this organization (or this key is in use)",
-            b.name
-        ))),
-        other => other.into(),
-    })?;
+            }),
+        ),
+    ]);
+    let (agent, pending) = create_registered(
+        &state,
+        &caller,
+        Registration {
+            name: &b.name,
+            key: public,
+            declared: caps,
+            grant_now,
+            key_proven: generated.is_some(),
+            extra,
+        },
+    )
+    .await?;
     let score = crate::trust::decision_score(&state, &agent).await?;
     let mut out = crate::routes::agents::agent_json(&state, &agent);
     out["agentId"] = json!(agent.id);
