@@ -68,6 +68,22 @@ impl DecisionWriter {
         DecisionWriter { tx }
     }
 
+    /// Queues a record with `op` and no nonce (a request not signed by an agent) and waits until
+    /// it is durable. `Ok(false)`: the op's precondition did not hold, nothing was written.
+    pub async fn commit_record(
+        &self,
+        audit: aim_store::AuditRecord,
+        op: aim_store::DecisionOp,
+    ) -> Result<bool, Error> {
+        let item = DecisionWrite {
+            nonce: None,
+            audit,
+            replay_audit: None,
+            op,
+        };
+        Ok(self.commit(item).await? == DecisionOutcome::Committed)
+    }
+
     /// Queues `item` and waits until it is durable (or refused as a replay).
     pub async fn commit(&self, item: DecisionWrite) -> Result<DecisionOutcome, Error> {
         let (reply, wait) = oneshot::channel();

@@ -305,16 +305,7 @@ impl SdkCaller {
                     payload,
                     caller.client_addr.clone(),
                 );
-                let w = aim_store::DecisionWrite {
-                    nonce: None,
-                    audit,
-                    replay_audit: None,
-                    op,
-                };
-                Ok(matches!(
-                    state.writer.commit(w).await?,
-                    aim_store::DecisionOutcome::Committed
-                ))
+                state.writer.commit_record(audit, op).await
             }
         }
     }

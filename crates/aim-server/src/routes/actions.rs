@@ -549,6 +549,21 @@ fn decide(
     o
 }
 
+/// Decision `id` of `agent` (404 `what` when there is none or it is another agent's).
+pub(crate) async fn own_action(
+    state: &AppState,
+    agent: &Agent,
+    id: Uuid,
+    what: &str,
+) -> Result<ActionDecision, Error> {
+    Ok(state
+        .store
+        .get_action(agent.org_id, id)
+        .await?
+        .filter(|a| a.agent_id == agent.id)
+        .ok_or_else(|| ApiError::not_found(what))?)
+}
+
 /// `GET /api/v1/agents/{id}/actions/{action_id}` (agent-signed): the agent polls a decision.
 pub async fn agent_get(
     State(state): State<AppState>,
@@ -557,12 +572,7 @@ pub async fn agent_get(
 ) -> Result<Json<Value>, Error> {
     let action_id = parse_id(&action_id)?;
     let agent = signed.agent.clone();
-    let a = state
-        .store
-        .get_action(agent.org_id, action_id)
-        .await?
-        .filter(|a| a.agent_id == agent.id)
-        .ok_or_else(|| ApiError::not_found("action"))?;
+    let a = own_action(&state, &agent, action_id, "action").await?;
     signed
         .commit(
             &state,
@@ -602,12 +612,7 @@ pub async fn report_result(
         );
     }
     let agent = signed.agent.clone();
-    let a = state
-        .store
-        .get_action(agent.org_id, action_id)
-        .await?
-        .filter(|a| a.agent_id == agent.id)
-        .ok_or_else(|| ApiError::not_found("action"))?;
+    let a = own_action(&state, &agent, action_id, "action").await?;
     if a.status != ActionStatus::Approved {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -651,7 +656,7 @@ pub async fn report_result(
     Ok(Json(action_json(&a, now)))
 }
 
-fn already_reported() -> Error {
+pub(crate) fn already_reported() -> Error {
     ApiError::new(
         StatusCode::CONFLICT,
         "already_reported",

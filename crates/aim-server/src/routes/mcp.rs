@@ -94,29 +94,28 @@ fn manifest_text(m: &Manifest) -> Result<String, Error> {
     serde_json::to_string(m).map_err(|e| Error::Io(e.to_string()))
 }
 
-/// `POST /api/v1/mcp-servers {name, publicKey?, signedManifest?}` (managers, admins) → 201.
-pub async fn register(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiJson(b): ApiJson<ServerBody>,
-) -> Result<(StatusCode, Json<Value>), Error> {
-    caller.authorize(Action::McpServersCreate)?;
-    let name = b.name.as_deref().unwrap_or("").trim().to_string();
+/// A server name: trimmed, 1 to [`MAX_NAME`] characters, no control characters (400 otherwise).
+pub(crate) fn server_name(raw: Option<&str>) -> Result<String, ApiError> {
+    let name = raw.unwrap_or("").trim().to_string();
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(
-            ApiError::bad_request(format!("name: 1 to {MAX_NAME} printable characters")).into(),
-        );
+        return Err(ApiError::bad_request(format!(
+            "name: 1 to {MAX_NAME} printable characters"
+        )));
     }
-    let key = b
-        .public_key
-        .as_deref()
-        .map(PublicKey::from_base64)
-        .transpose()
-        .map_err(|e| ApiError::bad_request(format!("publicKey: {e}")))?;
-    let now = state.now_ms();
-    let mut row = McpServerRow {
+    Ok(name)
+}
+
+/// A new registry row with no pin and no drift.
+pub(crate) fn unpinned_row(
+    org_id: Uuid,
+    name: String,
+    key: Option<&PublicKey>,
+    now: i64,
+    created_by: String,
+) -> McpServerRow {
+    McpServerRow {
         id: Uuid::now_v7(),
-        org_id: caller.org_id(),
+        org_id,
         name,
         public_key: key.map(|k| k.to_bytes().to_vec()),
         pinned_hash: None,
@@ -128,8 +127,26 @@ pub async fn register(
         drift_hash: None,
         drift_severity: None,
         created_at: now,
-        created_by: caller.actor(),
-    };
+        created_by,
+    }
+}
+
+/// `POST /api/v1/mcp-servers {name, publicKey?, signedManifest?}` (managers, admins) → 201.
+pub async fn register(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(b): ApiJson<ServerBody>,
+) -> Result<(StatusCode, Json<Value>), Error> {
+    caller.authorize(Action::McpServersCreate)?;
+    let name = server_name(b.name.as_deref())?;
+    let key = b
+        .public_key
+        .as_deref()
+        .map(PublicKey::from_base64)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("publicKey: {e}")))?;
+    let now = state.now_ms();
+    let mut row = unpinned_row(caller.org_id(), name, key.as_ref(), now, caller.actor());
     if let Some(doc) = b.signed_manifest {
         let (m, h, signed) = pin_of(None, Some(doc), key.as_ref())?;
         row.pinned_manifest = Some(manifest_text(&m)?);

@@ -404,12 +404,7 @@ pub async fn poll(
     let signed = poll_signed(&state, &parts, &id).await?;
     let action_id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("verification"))?;
     let agent = signed.agent.clone();
-    let a = state
-        .store
-        .get_action(agent.org_id, action_id)
-        .await?
-        .filter(|a| a.agent_id == agent.id)
-        .ok_or_else(|| ApiError::not_found("verification"))?;
+    let a = crate::routes::actions::own_action(&state, &agent, action_id, "verification").await?;
     signed
         .commit(
             &state,
@@ -517,22 +512,12 @@ pub async fn report_result(
         }),
         client_addr(&parts),
     );
-    let w = aim_store::DecisionWrite {
-        nonce: None,
-        audit,
-        replay_audit: None,
-        op,
-    };
-    match state.writer.commit(w).await? {
-        aim_store::DecisionOutcome::Committed => Ok(Json(
+    if state.writer.commit_record(audit, op).await? {
+        Ok(Json(
             json!({ "id": action_id, "result": result.as_str(), "recorded": true }),
-        )),
-        _ => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already_reported",
-            "the outcome of this action was already reported",
-        )
-        .into()),
+        ))
+    } else {
+        Err(crate::routes::actions::already_reported())
     }
 }
 
@@ -546,6 +531,17 @@ struct DeclareBody {
     risk_level: Option<String>,
     reason: Option<String>,
     metadata: Option<Value>,
+}
+
+impl DeclareBody {
+    /// `capabilityType` as a grant (400 when missing or malformed).
+    fn grant(&self) -> Result<aim_policy::Grant, ApiError> {
+        parse_grant(
+            self.capability_type
+                .as_deref()
+                .ok_or_else(|| ApiError::bad_request("capabilityType is required"))?,
+        )
+    }
 }
 
 fn sdk_request_json(r: &CapabilityRequest) -> Value {
@@ -660,11 +656,7 @@ pub async fn declare_capability(
     sdk: SdkCaller,
 ) -> Result<(StatusCode, Json<Value>), Error> {
     let b: DeclareBody = sdk.json()?;
-    let cap = b
-        .capability_type
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("capabilityType is required"))?;
-    let g = parse_grant(cap)?;
+    let g = b.grant()?;
     usable(sdk.agent())?;
     let text = g.to_string();
     if crate::routes::capabilities::covered(&sdk.agent().capabilities.0, &g) {
@@ -716,11 +708,7 @@ pub async fn request_capability(
     sdk: SdkCaller,
 ) -> Result<(StatusCode, Json<Value>), Error> {
     let b: DeclareBody = sdk.json()?;
-    let cap = b
-        .capability_type
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("capabilityType is required"))?;
-    let g = parse_grant(cap)?;
+    let g = b.grant()?;
     let reason = b.reason.as_deref().map(str::trim).unwrap_or("");
     if reason.is_empty() {
         return Err(bad("reason is required (why the agent needs it)"));
@@ -842,16 +830,7 @@ pub async fn register_mcp(
             "linking MCP servers by id (mcp_server_ids) is not supported; register by name",
         ));
     }
-    let name = b.name.as_deref().unwrap_or("").trim().to_string();
-    if name.is_empty()
-        || name.chars().count() > crate::routes::mcp::MAX_NAME
-        || name.chars().any(char::is_control)
-    {
-        return Err(bad(format!(
-            "name: 1 to {} printable characters",
-            crate::routes::mcp::MAX_NAME
-        )));
-    }
+    let name = crate::routes::mcp::server_name(b.name.as_deref())?;
     for (f, v) in [
         ("url", &b.url),
         ("description", &b.description),
@@ -867,22 +846,13 @@ pub async fn register_mcp(
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("public_key: {e}")))?;
     let agent = sdk.agent().clone();
-    let row = McpServerRow {
-        id: Uuid::now_v7(),
-        org_id: agent.org_id,
-        name: name.clone(),
-        public_key: key.map(|k| k.to_bytes().to_vec()),
-        pinned_hash: None,
-        pinned_manifest: None,
-        pinned_signed: false,
-        pinned_at: None,
-        pinned_by: None,
-        drift_at: None,
-        drift_hash: None,
-        drift_severity: None,
-        created_at: state.now_ms(),
-        created_by: sdk.actor(),
-    };
+    let row = crate::routes::mcp::unpinned_row(
+        agent.org_id,
+        name.clone(),
+        key.as_ref(),
+        state.now_ms(),
+        sdk.actor(),
+    );
     let declared: Vec<String> = b
         .capabilities
         .unwrap_or_default()
