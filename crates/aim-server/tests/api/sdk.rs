@@ -51,6 +51,12 @@ async fn register_raw(ctx: &Ctx, key: Option<&str>, body: Value) -> (StatusCode,
     (s, v, cc)
 }
 
+/// `PATCH /api/v1/org` with `body` (the `sdk` settings).
+async fn patch_sdk(ctx: &Ctx, cred: Cred<'_>, body: Value) -> (StatusCode, Value) {
+    ctx.call(Method::PATCH, "/api/v1/org", cred, Some(body))
+        .await
+}
+
 fn sdk_body(name: &str, caps: &[&str]) -> Value {
     let mut b = json!({
         "name": name, "displayName": name,
@@ -328,32 +334,26 @@ async fn registration_keys_and_settings(ctx: Ctx) {
     assert_eq!(v["pendingCapabilities"], json!(["files:write"]));
 
     // Settings: a member cannot change them; an admin sends declarations to the queue.
-    let (s, _) = ctx
-        .call(
-            Method::PATCH,
-            "/api/v1/org",
-            Cred::XApiKey(&member_key),
-            Some(json!({"sdk": {"serverGeneratedKeys": false}})),
-        )
-        .await;
+    let (s, _) = patch_sdk(
+        &ctx,
+        Cred::XApiKey(&member_key),
+        json!({"sdk": {"serverGeneratedKeys": false}}),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, v) = ctx
-        .call(
-            Method::PATCH,
-            "/api/v1/org",
-            Cred::Bearer(&admin),
-            Some(json!({"sdk": {"declaredCapabilities": "maybe"}})),
-        )
-        .await;
+    let (s, v) = patch_sdk(
+        &ctx,
+        Cred::Bearer(&admin),
+        json!({"sdk": {"declaredCapabilities": "maybe"}}),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let (s, v) = ctx
-        .call(
-            Method::PATCH,
-            "/api/v1/org",
-            Cred::Bearer(&admin),
-            Some(json!({"sdk": {"declaredCapabilities": "request"}})),
-        )
-        .await;
+    let (s, v) = patch_sdk(
+        &ctx,
+        Cred::Bearer(&admin),
+        json!({"sdk": {"declaredCapabilities": "request"}}),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
         v["sdk"],
@@ -367,14 +367,12 @@ async fn registration_keys_and_settings(ctx: Ctx) {
     );
 
     // Key generation off: only a client-generated key is accepted (pending until AIP proof).
-    let (s, _) = ctx
-        .call(
-            Method::PATCH,
-            "/api/v1/org",
-            Cred::Bearer(&admin),
-            Some(json!({"sdk": {"serverGeneratedKeys": false}})),
-        )
-        .await;
+    let (s, _) = patch_sdk(
+        &ctx,
+        Cred::Bearer(&admin),
+        json!({"sdk": {"serverGeneratedKeys": false}}),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     let (s, v, _) = register_raw(&ctx, Some(&admin_key), sdk_body("reg-off", &[])).await;
     assert_eq!(
