@@ -83,7 +83,7 @@ macro_rules! impl_action_store {
                     approved_until: i64,
                     audit: &AuditRecord,
                 ) -> Result<Change<ActionDecision>> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let (status, expires) = if approve {
                         ("approved", approved_until)
                     } else {
@@ -116,7 +116,7 @@ macro_rules! impl_action_store {
                 }
 
                 async fn expire_actions(&self, now: i64, limit: u32) -> Result<Vec<ActionDecision>> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let ids: Vec<(Uuid,)> = sqlx::query_as(
                         "SELECT id FROM action_decisions WHERE status = 'pending' AND expires_at <= $1 \
                          ORDER BY expires_at LIMIT $2",
@@ -169,7 +169,7 @@ macro_rules! impl_action_store {
                     mode: &str,
                     audit: &AuditRecord,
                 ) -> Result<Option<Organization>> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let org = sqlx::query_as::<_, Organization>(
                         "UPDATE organizations SET enforcement_mode = $2 WHERE id = $1 \
                          RETURNING id, name, require_2fa_admins, created_at, enforcement_mode",
@@ -208,7 +208,7 @@ macro_rules! impl_action_store {
                     settings: &SdkSettings,
                     audit: &AuditRecord,
                 ) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     sqlx::query(
                         "INSERT INTO sdk_settings (org_id, server_generated_keys, registration_capabilities) \
                          VALUES ($1, $2, $3) ON CONFLICT (org_id) DO UPDATE SET \
@@ -235,7 +235,7 @@ macro_rules! impl_action_store {
                     now: i64,
                     audit: &AuditRecord,
                 ) -> Result<PolicyVersion> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let (next,): (i64,) = sqlx::query_as(
                         "SELECT COALESCE(MAX(version), 0) + 1 FROM org_policies WHERE org_id = $1",
                     )
@@ -336,7 +336,7 @@ macro_rules! impl_action_store {
                 async fn prune_cache_events(&self, before: i64) -> Result<u64> {
                     Ok(sqlx::query("DELETE FROM cache_events WHERE at < $1")
                         .bind(before)
-                        .execute(&self.pool)
+                        .execute(self.writer())
                         .await?
                         .rows_affected())
                 }

@@ -190,7 +190,7 @@ macro_rules! impl_agent_store {
             #[async_trait::async_trait]
             impl AgentStore for super::$store {
                 async fn create_agent(&self, a: &NewAgent, audit: &AuditRecord) -> Result<Agent> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let agent = sqlx::query_as::<_, Agent>(concat!(
                         "INSERT INTO agents (id, org_id, name, owner_id, status, capabilities, public_key, \
                          key_version, created_at, updated_at, verified_at) \
@@ -315,7 +315,7 @@ macro_rules! impl_agent_store {
                         return Err(Error::Corrupt("one to three source states".into()));
                     }
                     let pick = |i: usize| from.get(i).or(from.first()).map(|s| s.as_str()).unwrap_or("");
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let changed = sqlx::query_as::<_, Agent>(concat!(
                         "UPDATE agents SET status = $3, updated_at = $4, \
                          revoked_at = CASE WHEN $3 = 'revoked' THEN $4 ELSE revoked_at END \
@@ -360,7 +360,7 @@ macro_rules! impl_agent_store {
                     now: i64,
                     audit: &AuditRecord,
                 ) -> Result<Option<Agent>> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let rotated = sqlx::query_as::<_, Agent>(concat!(
                         "UPDATE agents SET previous_key = public_key, previous_key_valid_until = $5, \
                          public_key = $4, key_version = key_version + 1, updated_at = $6 \
@@ -430,7 +430,7 @@ macro_rules! impl_agent_store {
                     .bind(&c.agent_id)
                     .bind(&c.body)
                     .bind(c.expires_at)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                     Ok(())
                 }
@@ -452,7 +452,7 @@ macro_rules! impl_agent_store {
                     now: i64,
                     audit: &AuditRecord,
                 ) -> Result<Option<Agent>> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let n = sqlx::query(
                         "UPDATE agent_challenges SET used_at = $4 \
                          WHERE nonce = $3 AND org_id = $1 AND agent_id = $2 AND used_at IS NULL AND expires_at > $4",
@@ -491,7 +491,7 @@ macro_rules! impl_agent_store {
                     if items.is_empty() {
                         return Ok(out);
                     }
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     // Nonce claims in one statement per chunk: a claim repeated inside the batch
                     // is a replay of its first occurrence; `RETURNING` names the fresh ones.
                     let mut fresh = vec![true; items.len()];
@@ -566,7 +566,7 @@ macro_rules! impl_agent_store {
                 }
 
                 async fn prune_agent_nonces(&self, now: i64) -> Result<u64> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let a = sqlx::query("DELETE FROM agent_nonces WHERE expires_at <= $1")
                         .bind(now)
                         .execute(&mut *tx)

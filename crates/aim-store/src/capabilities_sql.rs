@@ -70,7 +70,7 @@ macro_rules! impl_capability_store {
                     audit: &AuditRecord,
                     change: impl FnOnce(&[String]) -> Option<Vec<String>> + Send,
                 ) -> Result<GrantChange> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let Some(agent) = lock_agent(&mut tx, org_id, agent_id, now).await? else {
                         tx.rollback().await?;
                         return Ok(GrantChange::NotFound);
@@ -184,7 +184,7 @@ macro_rules! impl_capability_store {
                     now: i64,
                     audit: &AuditRecord,
                 ) -> Result<RequestDecision> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let decided = sqlx::query_as::<_, CapabilityRequest>(concat!(
                         "UPDATE capability_requests SET status = $3, decided_by = $4, decided_at = $5, \
                          note = $6 WHERE org_id = $1 AND id = $2 AND status = 'pending' RETURNING ",

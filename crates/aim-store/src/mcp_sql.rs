@@ -23,7 +23,7 @@ macro_rules! impl_mcp_store {
             #[async_trait::async_trait]
             impl McpStore for super::$store {
                 async fn create_mcp_server(&self, s: &McpServerRow, audit: &AuditRecord) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     sqlx::query(concat!(
                         "INSERT INTO mcp_servers (",
                         mcp_server_cols!(),
@@ -106,7 +106,7 @@ macro_rules! impl_mcp_store {
                     at: i64,
                     audit: &AuditRecord,
                 ) -> Result<bool> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let done = sqlx::query(
                         "UPDATE mcp_servers SET pinned_hash = $1, pinned_manifest = $2, pinned_signed = $3, \
                          pinned_at = $4, pinned_by = $5, drift_at = NULL, drift_hash = NULL, \

@@ -146,7 +146,7 @@ macro_rules! impl_monitor_store {
                 }
 
                 async fn commit_monitor_batch(&self, b: &MonitorBatch) -> Result<bool> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let moved = if b.from_seq == 0 {
                         sqlx::query(
                             "INSERT INTO monitor_cursors (org_id, next_seq, updated_at) VALUES ($1, $2, $3) \
@@ -371,7 +371,7 @@ macro_rules! impl_monitor_store {
                     now: i64,
                     audit: &AuditRecord,
                 ) -> Result<Change<IncidentRow>> {
-                    match set_state(&self.pool, "incidents", incident_cols!(), org_id, id, from, to, by, now, audit).await? {
+                    match set_state(self.writer(), "incidents", incident_cols!(), org_id, id, from, to, by, now, audit).await? {
                         Some(r) => Ok(Change::Done(r)),
                         None => Ok(match self.get_incident(org_id, id).await? {
                             Some(r) => Change::NotAllowed(r),
@@ -422,7 +422,7 @@ macro_rules! impl_monitor_store {
                     now: i64,
                     audit: &AuditRecord,
                 ) -> Result<Change<AlertRow>> {
-                    match set_state(&self.pool, "alerts", alert_cols!(), org_id, id, from, to, by, now, audit).await? {
+                    match set_state(self.writer(), "alerts", alert_cols!(), org_id, id, from, to, by, now, audit).await? {
                         Some(r) => Ok(Change::Done(r)),
                         None => Ok(match self.get_alert(org_id, id).await? {
                             Some(r) => Change::NotAllowed(r),
@@ -432,7 +432,7 @@ macro_rules! impl_monitor_store {
                 }
 
                 async fn create_alert_route(&self, r: &AlertRouteRow, audit: &AuditRecord) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     sqlx::query(concat!(
                         "INSERT INTO alert_routes (",
                         route_cols!(),
@@ -479,7 +479,7 @@ macro_rules! impl_monitor_store {
                 }
 
                 async fn update_alert_route(&self, r: &AlertRouteRow, audit: &AuditRecord) -> Result<bool> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let done = sqlx::query(
                         "UPDATE alert_routes SET name = $1, min_severity = $2, enabled = $3, target = $4, \
                          secret = $5, updated_at = $6 WHERE org_id = $7 AND id = $8",
@@ -509,7 +509,7 @@ macro_rules! impl_monitor_store {
                     id: Uuid,
                     audit: &AuditRecord,
                 ) -> Result<bool> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let done = sqlx::query("DELETE FROM alert_routes WHERE org_id = $1 AND id = $2")
                         .bind(org_id)
                         .bind(id)
@@ -548,7 +548,7 @@ macro_rules! impl_monitor_store {
                         .bind(now.saturating_add(lease_ms))
                         .bind(id)
                         .bind(now)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(self.writer())
                         .await?;
                         out.extend(row);
                     }
@@ -556,7 +556,7 @@ macro_rules! impl_monitor_store {
                 }
 
                 async fn finish_delivery_attempt(&self, d: &DeliveryRow, o: &AttemptOutcome) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     let a = &o.attempt;
                     sqlx::query(
                         "INSERT INTO alert_delivery_attempts (id, org_id, delivery_id, attempt, at, ok, http_status, error) \

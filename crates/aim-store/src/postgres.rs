@@ -25,6 +25,12 @@ impl PgStore {
         MIGRATOR.run(&pool).await?;
         Ok(PgStore { pool })
     }
+
+    /// Where writes go: the same pool as reads (PostgreSQL queues writers itself and shares its
+    /// buffer cache between connections; compare `SqliteStore`).
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
 }
 
 crate::sql::impl_store!(PgStore, sqlx::PgConnection, sqlx::Postgres, "postgres");

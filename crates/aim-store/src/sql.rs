@@ -330,16 +330,17 @@ macro_rules! impl_store {
             }
 
             async fn ping(&self) -> Result<()> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                sqlx::query("SELECT 1").execute(self.writer()).await?;
                 Ok(())
             }
 
             async fn close(&self) {
                 self.pool.close().await;
+                self.writer().close().await;
             }
 
             async fn bootstrap(&self, org: &Organization, admin: &NewUser, audit: &AuditRecord) -> Result<Option<()>> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let claimed = sqlx::query(
                     "INSERT INTO server_meta (key, value) VALUES ('bootstrapped', $1) ON CONFLICT (key) DO NOTHING",
                 )
@@ -357,7 +358,7 @@ macro_rules! impl_store {
             }
 
             async fn create_org_with_admin(&self, org: &Organization, admin: &NewUser, audit: &AuditRecord) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 insert_org_and_admin(&mut tx, org, admin, audit).await?;
                 tx.commit().await?;
                 Ok(())
@@ -373,7 +374,7 @@ macro_rules! impl_store {
             }
 
             async fn set_org_require_2fa_admins(&self, id: Uuid, value: bool, audit: &AuditRecord) -> Result<Option<Organization>> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let org = sqlx::query_as::<_, Organization>(
                     "UPDATE organizations SET require_2fa_admins = $2 WHERE id = $1 \
                      RETURNING id, name, require_2fa_admins, created_at, enforcement_mode",
@@ -390,7 +391,7 @@ macro_rules! impl_store {
             }
 
             async fn create_user(&self, user: &NewUser, audit: &AuditRecord) -> Result<User> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 insert_user(&mut tx, user).await?;
                 append_audit_on(&mut tx, audit).await?;
                 let created = fetch_user(&mut tx, user.org_id, user.id)
@@ -454,7 +455,7 @@ macro_rules! impl_store {
             }
 
             async fn set_user_role(&self, org_id: Uuid, id: Uuid, role: Role, now: i64, audit: &AuditRecord) -> Result<Option<User>> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let n = sqlx::query("UPDATE users SET role = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
                     .bind(org_id)
                     .bind(id)
@@ -473,7 +474,7 @@ macro_rules! impl_store {
             }
 
             async fn set_user_active(&self, org_id: Uuid, id: Uuid, active: bool, now: i64, audit: &AuditRecord) -> Result<Option<User>> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let n = sqlx::query("UPDATE users SET active = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
                     .bind(org_id)
                     .bind(id)
@@ -502,7 +503,7 @@ macro_rules! impl_store {
             }
 
             async fn delete_user(&self, org_id: Uuid, id: Uuid, audit: &AuditRecord) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let n = sqlx::query("DELETE FROM users WHERE org_id = $1 AND id = $2")
                     .bind(org_id)
                     .bind(id)
@@ -518,7 +519,7 @@ macro_rules! impl_store {
             }
 
             async fn set_password(&self, user_id: Uuid, password_hash: &str, keep_session: Option<Uuid>, now: i64, audit: &AuditRecord) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 sqlx::query(
                     "UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3, \
                      failed_logins = 0, failed_window_start = NULL, locked_until = NULL WHERE id = $1",
@@ -553,7 +554,7 @@ macro_rules! impl_store {
                        locked_until = CASE WHEN {count} >= $4 THEN $2 + $5 ELSE locked_until END \
                      WHERE id = $1 RETURNING locked_until"
                 );
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 // Built only from the constants above; every value is a bound parameter.
                 let row: Option<(Option<i64>,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(user_id)
@@ -581,14 +582,14 @@ macro_rules! impl_store {
             }
 
             async fn append_audit(&self, audit: &AuditRecord) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 append_audit_on(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(())
             }
 
             async fn create_session(&self, session: &Session, token: &NewRefreshToken, audit: &AuditRecord) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 sqlx::query("UPDATE users SET failed_logins = 0, failed_window_start = NULL WHERE id = $1")
                     .bind(session.user_id)
                     .execute(&mut *tx)
@@ -607,7 +608,7 @@ macro_rules! impl_store {
             }
 
             async fn rotate_refresh_token(&self, token_hash: &[u8], next: &NewRefreshToken, now: i64, audit_reuse: &AuditRecord) -> Result<RefreshOutcome> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let used: Option<(Uuid,)> = sqlx::query_as(
                     "UPDATE refresh_tokens SET used_at = $2 \
                      WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
@@ -657,7 +658,7 @@ macro_rules! impl_store {
             }
 
             async fn revoke_session(&self, user_id: Uuid, session_id: Uuid, now: i64, reason: &str, audit: &AuditRecord) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let n = sqlx::query(
                     "UPDATE sessions SET revoked_at = $3, revoked_reason = $4 \
                      WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
@@ -691,13 +692,13 @@ macro_rules! impl_store {
                     .bind(user_id)
                     .bind(sealed)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }
 
             async fn enable_totp(&self, user_id: Uuid, expected_pending: &[u8], step: i64, recovery_hashes: &[Vec<u8>], now: i64, audit: &AuditRecord) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let n = sqlx::query(
                     "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
                      totp_enabled = TRUE, totp_last_step = $3, updated_at = $4 \
@@ -732,7 +733,7 @@ macro_rules! impl_store {
             }
 
             async fn disable_totp(&self, user_id: Uuid, now: i64, audit: &AuditRecord) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 sqlx::query(
                     "UPDATE users SET totp_enabled = FALSE, totp_secret = NULL, totp_pending_secret = NULL, \
                      updated_at = $2 WHERE id = $1",
@@ -757,7 +758,7 @@ macro_rules! impl_store {
                 )
                 .bind(user_id)
                 .bind(step)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?
                 .rows_affected();
                 Ok(n == 1)
@@ -770,7 +771,7 @@ macro_rules! impl_store {
                 .bind(user_id)
                 .bind(code_hash)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?
                 .rows_affected();
                 Ok(n >= 1)
@@ -787,7 +788,7 @@ macro_rules! impl_store {
             }
 
             async fn create_api_key(&self, key: &NewApiKey, audit: &AuditRecord) -> Result<ApiKey> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let created = sqlx::query_as::<_, ApiKey>(concat!("INSERT INTO api_keys (id, org_id, owner_id, name, prefix, key_hash, role, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ", api_key_cols!()))
                 .bind(key.id)
@@ -820,7 +821,7 @@ macro_rules! impl_store {
                 .bind(id)
                 .bind(now)
                 .bind(client_addr)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -853,7 +854,7 @@ macro_rules! impl_store {
             }
 
             async fn revoke_api_key(&self, org_id: Uuid, id: Uuid, now: i64, audit: &AuditRecord) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let n = sqlx::query(
                     "UPDATE api_keys SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL",
                 )
@@ -871,7 +872,7 @@ macro_rules! impl_store {
             }
 
             async fn rotate_api_key(&self, org_id: Uuid, id: Uuid, new_prefix: &str, new_hash: &[u8], now: i64, audit: &AuditRecord) -> Result<Option<ApiKey>> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 let key = sqlx::query_as::<_, ApiKey>(concat!("UPDATE api_keys SET prefix = $3, key_hash = $4, use_count = 0, last_used_at = NULL, last_client_addr = NULL \
                      WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $5) \
                      RETURNING ", api_key_cols!()))
@@ -900,7 +901,7 @@ macro_rules! impl_store {
             }
 
             async fn insert_jwt_key(&self, key: &JwtKey, audit: &AuditRecord) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 sqlx::query(
                     "INSERT INTO jwt_keys (kid, algorithm, private_sealed, public_key, created_at) VALUES ($1, $2, $3, $4, $5)",
                 )
@@ -929,7 +930,7 @@ macro_rules! impl_store {
             }
 
             async fn append_audits(&self, audits: &[AuditRecord]) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 append_audits_on(&mut tx, audits).await?;
                 tx.commit().await?;
                 Ok(())
@@ -995,7 +996,7 @@ macro_rules! impl_store {
             }
 
             async fn insert_org_key(&self, key: &OrgKeyRow) -> Result<OrgKeyRow> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 sqlx::query(
                     "INSERT INTO org_keys (org_id, key_id, public_key, private_sealed, created_at) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (org_id) DO NOTHING",
@@ -1018,7 +1019,7 @@ macro_rules! impl_store {
             }
 
             async fn insert_checkpoint(&self, cp: &StoredCheckpoint) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer().begin().await?;
                 sqlx::query(
                     "INSERT INTO audit_checkpoints (org_id, tree_size, created_at, body) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (org_id, tree_size) DO NOTHING",
@@ -1148,19 +1149,19 @@ macro_rules! impl_store {
                 let done = match (column, row) {
                     (SealedColumn::UserTotpSecret, SealedRow::User(id)) => {
                         sqlx::query("UPDATE users SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3")
-                            .bind(new).bind(*id).bind(old).execute(&self.pool).await?
+                            .bind(new).bind(*id).bind(old).execute(self.writer()).await?
                     }
                     (SealedColumn::UserTotpPendingSecret, SealedRow::User(id)) => {
                         sqlx::query("UPDATE users SET totp_pending_secret = $1 WHERE id = $2 AND totp_pending_secret = $3")
-                            .bind(new).bind(*id).bind(old).execute(&self.pool).await?
+                            .bind(new).bind(*id).bind(old).execute(self.writer()).await?
                     }
                     (SealedColumn::JwtPrivateKey, SealedRow::JwtKey(kid)) => {
                         sqlx::query("UPDATE jwt_keys SET private_sealed = $1 WHERE kid = $2 AND private_sealed = $3")
-                            .bind(new).bind(kid.as_str()).bind(old).execute(&self.pool).await?
+                            .bind(new).bind(kid.as_str()).bind(old).execute(self.writer()).await?
                     }
                     (SealedColumn::AlertRouteSecret, SealedRow::AlertRoute(id)) => {
                         sqlx::query("UPDATE alert_routes SET secret = $1 WHERE id = $2 AND secret = $3")
-                            .bind(new).bind(*id).bind(old).execute(&self.pool).await?
+                            .bind(new).bind(*id).bind(old).execute(self.writer()).await?
                     }
                     _ => return Err(Error::Corrupt(format!("row {row:?} is not in {}", column.name()))),
                 };

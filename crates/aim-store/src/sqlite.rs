@@ -10,14 +10,24 @@ use sqlx::sqlite::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A [`crate::Store`] on one SQLite file, in WAL mode with foreign keys enforced.
+///
+/// Invariant: every write goes through ONE dedicated connection (`writer`); the `pool` of
+/// readers is opened read-only, so a write routed to it fails loudly instead of competing.
+/// SQLite admits one writer at a time: with writers on several connections, a transaction that
+/// finds the lock taken sleeps in the busy handler (1, 2, 5, 10, … ms) instead of queueing, and
+/// every connection whose file another one changed starts its next transaction on a cold page
+/// cache. Queueing on the one-connection pool wakes the next writer as soon as the previous
+/// commits, and the writer's cache stays warm. Readers see committed data only (WAL snapshots).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://PATH`, `sqlite:PATH` or a plain
     /// path) and applies migrations. On Unix a newly created file is restricted to its owner.
+    /// `max_connections` bounds the read-only connections; the writer is one more.
     pub async fn connect(url: &str, max_connections: u32) -> crate::Result<Self> {
         let url = if url.starts_with("sqlite:") {
             url.to_string()
@@ -32,13 +42,25 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let path = opts.get_filename().to_path_buf();
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .connect_with(opts)
+        let writer = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts.clone())
             .await?;
         restrict_permissions(&path);
-        MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        MIGRATOR.run(&writer).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(SqliteStore { pool, writer })
+    }
+
+    /// The one connection every write goes through (see the type's invariant).
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 }
 
