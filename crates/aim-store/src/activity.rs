@@ -222,9 +222,16 @@ pub struct ActivityWindows {
     pub day_90: i64,
     /// Approved decisions created at or after this time (Unix ms) …
     pub due_from: i64,
-    /// … whose approval ended at or before this time are due an outcome report.
+    /// … whose approval ended at or before this time are due an outcome report (at most the
+    /// newest [`DUE_SAMPLE`] of them are looked at).
     pub due_expired_by: i64,
 }
+
+/// The outcome-report evidence looks at the agent's newest due approvals only, at most this
+/// many: its cost is then bounded whatever the agent's volume (one index range of the
+/// `(org_id, agent_id, status, created_at)` index), and the audit-completeness factor
+/// describes the agent's recent behaviour.
+pub const DUE_SAMPLE: i64 = 1000;
 
 impl ActivityWindows {
     /// The windows ending at `now_ms`: each N-day window is the current UTC day and the N − 1
@@ -256,7 +263,7 @@ pub struct ActivityEvidence {
     pub last_key_proof_at: Option<i64>,
     /// Newest event in which the agent acted.
     pub last_activity_at: Option<i64>,
-    /// Approved decisions due an outcome report ([`ActivityWindows`]).
+    /// Approved decisions due an outcome report ([`ActivityWindows`]), at most [`DUE_SAMPLE`].
     pub results_due: i64,
     /// Of those, the ones with a report.
     pub results_present: i64,

@@ -28,7 +28,9 @@ macro_rules! impl_trust_store {
                     w: &ActivityWindows,
                 ) -> Result<ActivityEvidence> {
                     // $1 agent, $2 org, $3 first day of 90, $4 of 30, $5 of 7, $6 due_from,
-                    // $7 due_expired_by. SUM of BIGINT is NUMERIC on PostgreSQL: cast back.
+                    // $7 due_expired_by, $8 DUE_SAMPLE. SUM of BIGINT is NUMERIC on PostgreSQL:
+                    // cast back. An approval ends at or after its creation, so `created_at <= $7`
+                    // only narrows the index range.
                     Ok(sqlx::query_as::<_, ActivityEvidence>(
                         "SELECT \
                          CAST(COALESCE(SUM(CASE WHEN day >= $4 THEN key_proofs ELSE 0 END), 0) AS BIGINT) AS key_proofs_30d, \
@@ -42,10 +44,14 @@ macro_rules! impl_trust_store {
                             AND a.last_key_proof_at IS NOT NULL ORDER BY a.day DESC LIMIT 1) AS last_key_proof_at, \
                          (SELECT a.last_activity_at FROM agent_activity a WHERE a.agent_id = $1 AND a.org_id = $2 \
                             AND a.last_activity_at IS NOT NULL ORDER BY a.day DESC LIMIT 1) AS last_activity_at, \
-                         (SELECT COUNT(*) FROM action_decisions d WHERE d.org_id = $2 AND d.agent_id = $1 \
-                            AND d.created_at >= $6 AND d.status = 'approved' AND d.expires_at <= $7) AS results_due, \
-                         (SELECT COUNT(d.result) FROM action_decisions d WHERE d.org_id = $2 AND d.agent_id = $1 \
-                            AND d.created_at >= $6 AND d.status = 'approved' AND d.expires_at <= $7) AS results_present \
+                         (SELECT COUNT(*) FROM (SELECT d.result FROM action_decisions d \
+                            WHERE d.org_id = $2 AND d.agent_id = $1 AND d.status = 'approved' \
+                            AND d.created_at >= $6 AND d.created_at <= $7 AND d.expires_at <= $7 \
+                            ORDER BY d.created_at DESC LIMIT $8) due) AS results_due, \
+                         (SELECT COUNT(due.result) FROM (SELECT d.result FROM action_decisions d \
+                            WHERE d.org_id = $2 AND d.agent_id = $1 AND d.status = 'approved' \
+                            AND d.created_at >= $6 AND d.created_at <= $7 AND d.expires_at <= $7 \
+                            ORDER BY d.created_at DESC LIMIT $8) due) AS results_present \
                          FROM agent_activity WHERE agent_id = $1 AND org_id = $2 AND day >= $3",
                     )
                     .bind(agent_id)
@@ -55,6 +61,7 @@ macro_rules! impl_trust_store {
                     .bind(w.day_7)
                     .bind(w.due_from)
                     .bind(w.due_expired_by)
+                    .bind(DUE_SAMPLE)
                     .fetch_one(&self.pool)
                     .await?)
                 }
@@ -76,7 +83,7 @@ macro_rules! impl_trust_store {
                 }
 
                 async fn insert_trust_change(&self, c: &TrustChange, audit: &AuditRecord) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer().begin().await?;
                     sqlx::query(concat!(
                         "INSERT INTO trust_history (",
                         trust_history_cols!(),

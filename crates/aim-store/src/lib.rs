@@ -42,8 +42,8 @@ use std::sync::Arc;
 
 pub use actions::*;
 pub use activity::{
-    ActivityDelta, ActivityEvidence, ActivityWindows, TrustChange, TrustStore, activity_of,
-    aggregate_activity,
+    ActivityDelta, ActivityEvidence, ActivityWindows, DUE_SAMPLE, TrustChange, TrustStore,
+    activity_of, aggregate_activity,
 };
 pub use agents::*;
 pub use capabilities::*;

@@ -205,9 +205,102 @@ async fn history_pages_newest_first(s: &dyn Store) {
     assert!(!after.contains(&a) && !after.contains(&other));
 }
 
+/// A `status` decision of `agent` created at `at` (its approval ending a minute later) and,
+/// when `reported`, the agent's success report a second after it.
+fn decision(
+    org: Uuid,
+    agent: &str,
+    status: ActionStatus,
+    at: i64,
+    reported: bool,
+) -> Vec<DecisionWrite> {
+    let id = Uuid::now_v7();
+    let mut out = vec![DecisionWrite {
+        nonce: None,
+        audit: ev(org, at, "test.decision", "system", agent),
+        replay_audit: None,
+        op: DecisionOp::InsertAction(Box::new(ActionDecision {
+            id,
+            org_id: org,
+            agent_id: agent.into(),
+            capability: "db:read".into(),
+            resource: "r".into(),
+            context: "{}".into(),
+            risk_level: "low".into(),
+            status,
+            reason: "test".into(),
+            matched_policies: JsonStrings(vec![]),
+            approvers: JsonStrings(vec![]),
+            policy_version: "0".into(),
+            created_at: at,
+            expires_at: at + 60_000,
+            decided_by: None,
+            decided_at: None,
+            result: None,
+            result_at: None,
+            result_detail: None,
+        })),
+    }];
+    if reported {
+        out.push(DecisionWrite {
+            nonce: None,
+            audit: ev(org, at + 1_000, "test.result", "system", agent),
+            replay_audit: None,
+            op: DecisionOp::ActionResult {
+                org_id: org,
+                action_id: id,
+                agent_id: agent.into(),
+                result: ActionResult::Success,
+                detail: None,
+                at: at + 1_000,
+            },
+        });
+    }
+    out
+}
+
+async fn outcome_evidence_reads_the_newest_due_approvals(s: &dyn Store) {
+    use ActionStatus::*;
+    let a = org(s, "due").await;
+    let items: Vec<DecisionWrite> = [
+        decision(a, "aim_x", Approved, NOW - 2 * DAY, true),
+        decision(a, "aim_x", Approved, NOW - 2 * DAY + 1, true),
+        decision(a, "aim_x", Approved, NOW - 2 * DAY + 2, false),
+        decision(a, "aim_x", Denied, NOW - 2 * DAY + 3, false),
+        // Ended 9 minutes ago: inside the one-hour grace, not due yet.
+        decision(a, "aim_x", Approved, NOW - 600_000, false),
+        // Older than the 30-day window.
+        decision(a, "aim_x", Approved, NOW - 40 * DAY, false),
+        // Another agent's.
+        decision(a, "aim_y", Approved, NOW - 2 * DAY, false),
+    ]
+    .concat();
+    let out = s.commit_decisions(&items).await.unwrap();
+    assert!(
+        out.iter().all(|o| *o == DecisionOutcome::Committed),
+        "{out:?}"
+    );
+    let e = s.activity_evidence(a, "aim_x", &windows()).await.unwrap();
+    assert_eq!((e.results_due, e.results_present), (3, 2));
+    let y = s.activity_evidence(a, "aim_y", &windows()).await.unwrap();
+    assert_eq!((y.results_due, y.results_present), (1, 0));
+
+    // A busy agent: only the newest DUE_SAMPLE due approvals are read, so the two old reports
+    // fall out of the sample and its cost stays bounded.
+    let newer: Vec<DecisionWrite> = (0..DUE_SAMPLE + 5)
+        .flat_map(|i| decision(a, "aim_x", Approved, NOW - DAY + i, false))
+        .collect();
+    for chunk in newer.chunks(250) {
+        s.commit_decisions(chunk).await.unwrap();
+    }
+    let e = s.activity_evidence(a, "aim_x", &windows()).await.unwrap();
+    assert_eq!((e.results_due, e.results_present), (DUE_SAMPLE, 0));
+}
+
 // ----- the two backends -----------------------------------------------------------------------
 
 aim_store::store_suite!(
     counters_commit_and_roll_back_with_their_events,
     history_pages_newest_first,
+    outcome_evidence_reads_the_newest_due_approvals,
 );
