@@ -547,8 +547,14 @@ fn prune(c: &mut CorrelationState, now: i64) {
     c.incident_ids.retain(|_| *k.next().unwrap_or(&false));
 }
 
-/// One monitor round: every organization with unanalysed entries, page by page, until caught
-/// up. Returns the number of pages committed.
+/// One monitor round: every organization with unanalysed entries, page by page, until each is
+/// caught up with the backlog it had when the round looked (entries appended meanwhile wait for
+/// the next round). Returns the number of pages committed.
+///
+/// Under a steady stream of entries, "caught up with whatever arrived meanwhile" would loop on
+/// pages of a handful of entries, paying each page's fixed cost (state and evidence reads, one
+/// transaction) per few entries; bounding the round lets entries accumulate into full pages
+/// while keeping detection latency at about one `monitor.interval_ms`.
 pub async fn run_round(state: &AppState) -> Result<usize, Error> {
     let mut pages = 0;
     loop {
@@ -556,6 +562,11 @@ pub async fn run_round(state: &AppState) -> Result<usize, Error> {
         if backlog.is_empty() {
             return Ok(pages);
         }
+        // More than a page behind somewhere: another pass of this round is needed.
+        let behind = backlog
+            .iter()
+            .any(|b| b.head_size - b.next_seq > i64::from(PAGE));
+        let full_round = backlog.len() >= ORGS_PER_ROUND as usize;
         let mut progressed = false;
         for b in backlog {
             if analyse_page(state, b).await? {
@@ -563,7 +574,7 @@ pub async fn run_round(state: &AppState) -> Result<usize, Error> {
                 progressed = true;
             }
         }
-        if !progressed || pages > 10_000 {
+        if !progressed || !(behind || full_round) || pages > 10_000 {
             return Ok(pages);
         }
     }
