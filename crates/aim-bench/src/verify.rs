@@ -67,8 +67,10 @@ pub struct VerifyArgs {
     /// PID of the server process, to report its memory and CPU time (Linux).
     #[arg(long)]
     pub pid: Option<u32>,
-    /// Route to load: `verify` (the action decision) or `heartbeat` (the signed-request pipeline
-    /// alone — signature, nonce claim, audit record — as a comparison floor).
+    /// Route to load: `verify` (the action decision), `heartbeat` (the signed-request pipeline
+    /// alone — signature, nonce claim, audit record — as a comparison floor) or `health` (an
+    /// unsigned `GET /health` through the same middleware stack and HTTP client: the ceiling any
+    /// request can reach on this machine with this client).
     #[arg(long, value_enum, default_value_t = Endpoint::Verify)]
     pub endpoint: Endpoint,
 }
@@ -80,6 +82,8 @@ pub enum Endpoint {
     Verify,
     /// `POST /api/v1/agents/{id}/heartbeat`
     Heartbeat,
+    /// `GET /health` (unsigned, no store access)
+    Health,
 }
 
 impl Endpoint {
@@ -87,6 +91,7 @@ impl Endpoint {
         match self {
             Endpoint::Verify => "actions/verify",
             Endpoint::Heartbeat => "heartbeat",
+            Endpoint::Health => "health",
         }
     }
 }
@@ -313,6 +318,18 @@ async fn worker(
         let ungranted = asks_ungranted(i, deny_ratio);
         let variants = &bodies[usize::from(ungranted)];
         let body = &variants[(i % variants.len() as u64) as usize];
+        if endpoint == Endpoint::Health {
+            let start = Instant::now();
+            let res = match http.get(format!("{base}/health")).send().await {
+                Ok(r) => {
+                    let code = r.status().as_u16();
+                    r.bytes().await.map(|b| (code, b))
+                }
+                Err(e) => Err(e),
+            };
+            t.record(res, start.elapsed(), endpoint, ungranted);
+            continue;
+        }
         let s = Instant::now();
         let headers = match sign_request(
             &agent.key,
@@ -348,10 +365,24 @@ async fn worker(
             }
             Err(e) => Err(e),
         };
-        let elapsed = start.elapsed();
+        t.record(res, start.elapsed(), endpoint, ungranted);
+    }
+    t
+}
+
+impl Tally {
+    /// Counts one answer: a 200 is a decision (by its `status` member), anything else an error.
+    fn record<B: AsRef<[u8]>>(
+        &mut self,
+        res: reqwest::Result<(u16, B)>,
+        elapsed: Duration,
+        endpoint: Endpoint,
+        ungranted: bool,
+    ) {
+        let t = self;
         match res {
             Ok((200, bytes)) => {
-                let status = serde_json::from_slice::<Value>(&bytes)
+                let status = serde_json::from_slice::<Value>(bytes.as_ref())
                     .ok()
                     .and_then(|v| v["status"].as_str().map(str::to_string))
                     .unwrap_or_else(|| "(no status)".into());
@@ -366,6 +397,7 @@ async fn worker(
                 t.latencies_us.push(elapsed.as_micros() as u64);
             }
             Ok((code, bytes)) => {
+                let bytes = bytes.as_ref();
                 *t.errors.entry(code).or_default() += 1;
                 t.samples.entry(code).or_insert_with(|| {
                     String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into()
@@ -377,7 +409,6 @@ async fn worker(
             }
         }
     }
-    t
 }
 
 /// Runs the raw baseline on a blocking thread (the runtime stays free).
@@ -413,7 +444,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
 
     // Request bodies: 64 resources per capability, so requests do not all carry the same bytes.
     let make = |cap: &str| -> Vec<Vec<u8>> {
-        if args.endpoint == Endpoint::Heartbeat {
+        if args.endpoint != Endpoint::Verify {
             return vec![b"{}".to_vec()];
         }
         (0..64)
