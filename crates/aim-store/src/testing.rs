@@ -140,6 +140,39 @@ pub async fn execute_for_org(url: &str, sql: &'static str, org: uuid::Uuid) -> c
     }
 }
 
+/// A fresh decision row as the decision path writes it (no approver, no reported result): `id`
+/// of `agent_id` in `org_id`, `status`, created at `created_at`, valid a minute; fixed
+/// capability `db:read`, resource `r`, risk `low`. Tests override fields with `..`.
+pub fn decision_row(
+    id: uuid::Uuid,
+    org_id: uuid::Uuid,
+    agent_id: &str,
+    status: crate::ActionStatus,
+    created_at: i64,
+) -> crate::ActionDecision {
+    crate::ActionDecision {
+        id,
+        org_id,
+        agent_id: agent_id.into(),
+        capability: "db:read".into(),
+        resource: "r".into(),
+        context: "{}".into(),
+        risk_level: "low".into(),
+        status,
+        reason: "test".into(),
+        matched_policies: crate::JsonStrings(vec![]),
+        approvers: crate::JsonStrings(vec![]),
+        policy_version: "0".into(),
+        created_at,
+        expires_at: created_at + 60_000,
+        decided_by: None,
+        decided_at: None,
+        result: None,
+        result_at: None,
+        result_detail: None,
+    }
+}
+
 /// A migrated store on a fresh SQLite file (keep the [`TestDb`] alive as long as the store).
 pub async fn sqlite_store() -> (TestDb, std::sync::Arc<dyn crate::Store>) {
     let db = TestDb::sqlite().expect("temporary SQLite file");

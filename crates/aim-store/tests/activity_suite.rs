@@ -219,27 +219,9 @@ fn decision(
         nonce: None,
         audit: ev(org, at, "test.decision", "system", agent),
         replay_audit: None,
-        op: DecisionOp::InsertAction(Box::new(ActionDecision {
-            id,
-            org_id: org,
-            agent_id: agent.into(),
-            capability: "db:read".into(),
-            resource: "r".into(),
-            context: "{}".into(),
-            risk_level: "low".into(),
-            status,
-            reason: "test".into(),
-            matched_policies: JsonStrings(vec![]),
-            approvers: JsonStrings(vec![]),
-            policy_version: "0".into(),
-            created_at: at,
-            expires_at: at + 60_000,
-            decided_by: None,
-            decided_at: None,
-            result: None,
-            result_at: None,
-            result_detail: None,
-        })),
+        op: DecisionOp::InsertAction(Box::new(aim_store::testing::decision_row(
+            id, org, agent, status, at,
+        ))),
     }];
     if reported {
         out.push(DecisionWrite {

@@ -415,25 +415,8 @@ async fn batched_decisions_insert_only_fresh_rows(s: &dyn Store) {
         let mut it = item(org, agent, Some(nonce), "agent.action.verified");
         let id = Uuid::now_v7();
         it.op = DecisionOp::InsertAction(Box::new(ActionDecision {
-            id,
-            org_id: org,
-            agent_id: agent.into(),
-            capability: "db:read".into(),
             resource: format!("r-{nonce}"),
-            context: "{}".into(),
-            risk_level: "low".into(),
-            status: ActionStatus::Approved,
-            reason: "ok".into(),
-            matched_policies: JsonStrings(vec![]),
-            approvers: JsonStrings(vec![]),
-            policy_version: "0".into(),
-            created_at: NOW,
-            expires_at: NOW + 60_000,
-            decided_by: None,
-            decided_at: None,
-            result: None,
-            result_at: None,
-            result_detail: None,
+            ..aim_store::testing::decision_row(id, org, agent, ActionStatus::Approved, NOW)
         }));
         (it, id)
     };

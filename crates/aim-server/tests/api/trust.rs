@@ -16,7 +16,7 @@ use aim_server::AppState;
 use aim_store::testing::execute_for_org;
 use aim_store::{
     ActionDecision, ActionResult, ActionStatus, Agent, AuditRecord, DecisionOp, DecisionOutcome,
-    DecisionWrite, JsonStrings,
+    DecisionWrite,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -93,25 +93,10 @@ async fn decide(ctx: &Ctx, org: Uuid, agent: &str, status: ActionStatus, codes: 
     let now = st.now_ms();
     let id = Uuid::now_v7();
     let row = ActionDecision {
-        id,
-        org_id: org,
-        agent_id: agent.into(),
         capability: "files:read".into(),
         resource: "/tmp/x".into(),
-        context: "{}".into(),
-        risk_level: "low".into(),
-        status,
-        reason: "test".into(),
-        matched_policies: JsonStrings(vec![]),
-        approvers: JsonStrings(vec![]),
         policy_version: "v0".into(),
-        created_at: now,
-        expires_at: now + 60_000,
-        decided_by: None,
-        decided_at: None,
-        result: None,
-        result_at: None,
-        result_detail: None,
+        ..aim_store::testing::decision_row(id, org, agent, status, now)
     };
     let out = st
         .store
