@@ -31,6 +31,9 @@ impl PgStore {
     fn writer(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Nothing besides the pool to close (compare `SqliteStore`).
+    async fn close_maintenance(&self) {}
 }
 
 crate::sql::impl_store!(PgStore, sqlx::PgConnection, sqlx::Postgres, "postgres");

@@ -337,6 +337,7 @@ macro_rules! impl_store {
             async fn close(&self) {
                 self.pool.close().await;
                 self.writer().close().await;
+                self.close_maintenance().await;
             }
 
             async fn bootstrap(&self, org: &Organization, admin: &NewUser, audit: &AuditRecord) -> Result<Option<()>> {

@@ -1,6 +1,7 @@
 //! The embedded SQLite backend (default).
 
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -18,11 +19,30 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// every connection whose file another one changed starts its next transaction on a cold page
 /// cache. Queueing on the one-connection pool wakes the next writer as soon as the previous
 /// commits, and the writer's cache stays warm. Readers see committed data only (WAL snapshots).
+///
+/// Invariant: WAL checkpoints (copying committed pages back into the database file and syncing
+/// it) run on a third connection, `maint`, in a background task every [`WAL_CHECKPOINT_EVERY`]
+/// (`PRAGMA wal_checkpoint(PASSIVE)`, which never blocks the writer or readers). The writer's own
+/// automatic checkpoint stays on as a backstop at [`WAL_BACKSTOP_PAGES`] so the WAL stays bounded
+/// even if the background task falls behind; it then only copies what the task has not.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
+    /// The checkpoint connection; the background task holds only a [`Weak`] and ends when the
+    /// last clone of the store is dropped.
+    maint: Arc<SqlitePool>,
 }
+
+/// How often the background task checkpoints the WAL.
+pub const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// WAL size (pages) at which the writer checkpoints by itself (SQLite's default is 1,000; with
+/// the background task it is only reached when that task falls behind).
+pub const WAL_BACKSTOP_PAGES: u32 = 16_384;
+
+/// Size (bytes) a WAL file is truncated to after it was reset (bounds the file on disk).
+const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://PATH`, `sqlite:PATH` or a plain
@@ -47,21 +67,78 @@ impl SqliteStore {
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(opts.clone())
+            .connect_with(
+                opts.clone()
+                    .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES.to_string())
+                    .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string()),
+            )
             .await?;
         restrict_permissions(&path);
         MIGRATOR.run(&writer).await?;
+        let maint = SqlitePoolOptions::new()
+            .min_connections(0)
+            .max_connections(1)
+            .connect_with(opts.clone().pragma("wal_autocheckpoint", "0"))
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(SqliteStore { pool, writer })
+        let maint = Arc::new(maint);
+        spawn_wal_checkpointer(Arc::downgrade(&maint), writer.clone());
+        Ok(SqliteStore {
+            pool,
+            writer,
+            maint,
+        })
+    }
+
+    /// One passive WAL checkpoint on the checkpoint connection (what the background task runs):
+    /// `(wal pages, pages copied into the database file)`; `busy` checkpoints count as done.
+    pub async fn checkpoint_wal(&self) -> crate::Result<(i64, i64)> {
+        checkpoint_on(&self.maint).await
     }
 
     /// The one connection every write goes through (see the type's invariant).
     fn writer(&self) -> &SqlitePool {
         &self.writer
     }
+
+    /// Closes the checkpoint connection (the background task then ends).
+    async fn close_maintenance(&self) {
+        self.maint.close().await;
+    }
+}
+
+async fn checkpoint_on(pool: &SqlitePool) -> crate::Result<(i64, i64)> {
+    let (_busy, log, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await?;
+    Ok((log, copied))
+}
+
+/// The background checkpointer (see [`SqliteStore`]). Ends when the store is dropped or closed.
+fn spawn_wal_checkpointer(maint: Weak<SqlitePool>, writer: SqlitePool) {
+    tokio::spawn(async move {
+        let mut failures = 0u32;
+        loop {
+            tokio::time::sleep(WAL_CHECKPOINT_EVERY).await;
+            let Some(pool) = maint.upgrade() else { break };
+            if writer.is_closed() || pool.is_closed() {
+                break;
+            }
+            match checkpoint_on(&pool).await {
+                Ok(_) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    // The writer's backstop keeps the WAL bounded meanwhile.
+                    if failures == 1 || failures.is_multiple_of(300) {
+                        tracing::warn!(error = %e, failures, "background WAL checkpoint failed");
+                    }
+                }
+            }
+        }
+    });
 }
 
 #[cfg(unix)]

@@ -859,3 +859,36 @@ suite!(
     jwt_keys_newest_first,
     sealed_values_page_and_compare_and_swap,
 );
+
+// ----- SQLite WAL checkpoints -----------------------------------------------------------------
+
+/// The background task copies committed pages into the database file without the writer doing
+/// it: with the writer's own checkpoint far away (`WAL_BACKSTOP_PAGES`), the main file grows
+/// only if that task runs. An explicit checkpoint afterwards finds nothing left to copy.
+#[tokio::test]
+async fn sqlite_wal_is_checkpointed_in_the_background() {
+    use aim_store::sqlite::{SqliteStore, WAL_CHECKPOINT_EVERY};
+    let db = TestDb::sqlite().unwrap();
+    let store = SqliteStore::connect(&db.url, 2).await.unwrap();
+    let path = std::path::PathBuf::from(db.url.trim_start_matches("sqlite://"));
+    tokio::time::sleep(WAL_CHECKPOINT_EVERY * 3).await;
+    let before = std::fs::metadata(&path).unwrap().len();
+    let big = "x".repeat(2000);
+    for i in 0..500 {
+        let mut rec = audit(None, "test.filler");
+        rec.payload = serde_json::json!({ "i": i, "filler": big });
+        store.append_audit(&rec).await.unwrap();
+    }
+    let mut grown = false;
+    for _ in 0..50 {
+        tokio::time::sleep(WAL_CHECKPOINT_EVERY).await;
+        if std::fs::metadata(&path).unwrap().len() > before + 500 * 2000 {
+            grown = true;
+            break;
+        }
+    }
+    assert!(grown, "committed pages never reached the database file");
+    let (log, copied) = store.checkpoint_wal().await.unwrap();
+    assert_eq!(log, copied, "an idle WAL is fully checkpointed");
+    store.close().await;
+}
