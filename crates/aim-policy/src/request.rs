@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use chrono::{DateTime, Utc};
@@ -76,7 +76,7 @@ impl RiskLevel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RequestContext {
-    /// When the action is requested (`context.time`, a Cedar `datetime`).
+    /// When the action is requested (`context.time`, a Cedar `datetime` truncated to the second).
     pub time: DateTime<Utc>,
     pub risk_level: RiskLevel,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,6 +173,47 @@ fn uid(ty: &'static str, id: &str) -> Result<EntityUid> {
     ))
 }
 
+/// `context.time` as a Cedar `datetime`, truncated to the second.
+///
+/// Cedar's constructor parses the extension's name on every call (as costly as the rest of the
+/// request), so the value of the current second is kept: every decision within one second shares
+/// it. Invariant: the cached expression is exactly `datetime("<that second>Z")`.
+fn datetime_value(t: &DateTime<Utc>) -> RestrictedExpression {
+    static LAST: Mutex<Option<(i64, RestrictedExpression)>> = Mutex::new(None);
+    let secs = t.timestamp();
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((at, v)) = &*last
+        && *at == secs
+    {
+        return v.clone();
+    }
+    let v = RestrictedExpression::new_datetime(t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    *last = Some((secs, v.clone()));
+    v
+}
+
+/// Most client addresses [`ip_value`] keeps (the map is emptied when full).
+const IP_CACHE_MAX: usize = 4096;
+
+/// `context.clientAddress` as a Cedar `ip` value, kept per address for the same reason as
+/// [`datetime_value`]; bounded by [`IP_CACHE_MAX`] entries.
+fn ip_value(ip: IpAddr) -> RestrictedExpression {
+    static CACHE: OnceLock<Mutex<HashMap<IpAddr, RestrictedExpression>>> = OnceLock::new();
+    let mut map = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(v) = map.get(&ip) {
+        return v.clone();
+    }
+    if map.len() >= IP_CACHE_MAX {
+        map.clear();
+    }
+    let v = RestrictedExpression::new_ip(ip.to_string());
+    map.insert(ip, v.clone());
+    v
+}
+
 fn s(v: &str) -> RestrictedExpression {
     RestrictedExpression::new_string(v.to_string())
 }
@@ -216,10 +257,7 @@ pub(crate) fn to_cedar(req: &Request) -> Result<(cedar_policy::Request, cedar_po
 
     let c = &req.context;
     let mut pairs = vec![
-        (
-            "time".to_string(),
-            RestrictedExpression::new_datetime(c.time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
-        ),
+        ("time".to_string(), datetime_value(&c.time)),
         ("riskLevel".to_string(), s(c.risk_level.as_str())),
         (
             "riskRank".to_string(),
@@ -227,10 +265,7 @@ pub(crate) fn to_cedar(req: &Request) -> Result<(cedar_policy::Request, cedar_po
         ),
     ];
     if let Some(ip) = c.client_address {
-        pairs.push((
-            "clientAddress".to_string(),
-            RestrictedExpression::new_ip(ip.to_string()),
-        ));
+        pairs.push(("clientAddress".to_string(), ip_value(ip)));
     }
     if let Some(m) = &c.mcp_server {
         pairs.push(("mcpServer".to_string(), s(m)));

@@ -489,3 +489,35 @@ fn engine_is_shareable_across_threads() {
         assert_eq!(h.join().unwrap(), Effect::Allow);
     }
 }
+
+/// `context.time` (second precision) and `context.clientAddress` values are reused between
+/// requests (see `request.rs`): interleaved requests with different times and addresses must
+/// each be decided on their own values.
+#[test]
+fn time_and_address_values_follow_each_request() {
+    let e = cedar(
+        r#"
+        permit(principal, action, resource);
+        forbid(principal, action, resource) when { context.time >= datetime("2027-01-01T00:00:00Z") };
+        forbid(principal, action, resource)
+          when { context has clientAddress && !context.clientAddress.isInRange(ip("10.0.0.0/8")) };
+        "#,
+    );
+    let before = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap()
+        + chrono::Duration::milliseconds(999);
+    let after = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+    for _ in 0..3 {
+        for (time, addr, want) in [
+            (before, "10.1.2.3", Effect::Allow),
+            (after, "10.1.2.3", Effect::Deny),
+            (before, "192.168.0.1", Effect::Deny),
+            (before, "10.9.9.9", Effect::Allow),
+            (after, "192.168.0.1", Effect::Deny),
+        ] {
+            let mut r = req("files:read", 10);
+            r.context.time = time;
+            r.context.client_address = Some(addr.parse().unwrap());
+            assert_eq!(e.evaluate(&r).unwrap().effect, want, "{time} {addr}");
+        }
+    }
+}
