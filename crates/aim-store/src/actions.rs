@@ -266,6 +266,7 @@ pub struct CacheEvent {
 /// path's records: writing an invalidation for each would cost a row per decision).
 const NON_INVALIDATING: &[&str] = &[
     "agent.action.",
+    "agent.heartbeat",
     "agent.request.",
     "agent.challenge.issued",
     "agent.challenge.failed",
@@ -413,4 +414,47 @@ pub trait ActionStore: Send + Sync {
 
     /// Deletes invalidation events older than `before`. Returns the number deleted.
     async fn prune_cache_events(&self, before: i64) -> Result<u64>;
+}
+
+#[cfg(test)]
+mod cache_event_tests {
+    use super::*;
+
+    fn rec(event_type: &str, subject: Option<&str>) -> AuditRecord {
+        AuditRecord {
+            org_id: Some(Uuid::nil()),
+            at: 1,
+            event_type: event_type.into(),
+            actor: "test".into(),
+            subject: subject.map(str::to_string),
+            payload: serde_json::json!({}),
+            client_addr: None,
+        }
+    }
+
+    #[test]
+    fn hot_path_records_invalidate_nothing_and_changes_invalidate() {
+        for ev in [
+            "agent.action.verified",
+            "agent.heartbeat",
+            "agent.request.replayed",
+        ] {
+            assert_eq!(cache_event_of(&rec(ev, Some("agent:aim_a"))), None, "{ev}");
+        }
+        for ev in [
+            "agent.suspended",
+            "agent.key_rotated",
+            "capability.granted",
+            "agent.heartbeats_disabled",
+        ] {
+            let e = cache_event_of(&rec(ev, Some("agent:aim_a"))).expect(ev);
+            assert_eq!(
+                (e.kind, e.key.as_str()),
+                (CacheKind::Agent, "aim_a"),
+                "{ev}"
+            );
+        }
+        let e = cache_event_of(&rec("policy.updated", None)).unwrap();
+        assert_eq!(e.kind, CacheKind::Org);
+    }
 }
