@@ -151,7 +151,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
         .map(|c| aim_alerts::email::Mailer::new(c).map(Arc::new))
         .transpose()
         .map_err(|e| Error::Config(format!("smtp: {e}")))?;
-    let state = AppState {
+    let state = AppState::new(state::AppStateParts {
         authz,
         mailer,
         config: Arc::new(config),
@@ -166,7 +166,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
         trust_cache: Arc::new(trust::TrustCache::default()),
         limits: Arc::new(ratelimit::RateLimits::new(&config_ops)),
         metrics: Arc::new(metrics::Metrics::new()),
-    };
+    });
     bootstrap(&state).await?;
     Ok(state)
 }

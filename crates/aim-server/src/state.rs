@@ -12,10 +12,36 @@ use crate::jwt::JwtKeys;
 use crate::keyring::KeyRing;
 use crate::password::Hasher;
 
-/// Everything a handler needs. Cheap to clone (all `Arc`s). The server keeps no state that the
-/// store does not also hold, except caches it can rebuild (JWT key set).
+/// Everything a handler needs. Cloning is one reference-count increment (handlers and
+/// middleware clone it per request); fields are reached through `Deref`. The server keeps no
+/// state that the store does not also hold, except caches it can rebuild (JWT key set).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateParts>);
+
+impl AppState {
+    pub fn new(parts: AppStateParts) -> AppState {
+        AppState(Arc::new(parts))
+    }
+
+    /// A new state sharing every part with this one except those `change` replaces (e.g. what a
+    /// restarted process would hold afresh).
+    pub fn with_parts(&self, change: impl FnOnce(&mut AppStateParts)) -> AppState {
+        let mut parts = AppStateParts::clone(&self.0);
+        change(&mut parts);
+        AppState::new(parts)
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateParts;
+    fn deref(&self) -> &AppStateParts {
+        &self.0
+    }
+}
+
+/// The parts of an [`AppState`] (all cheap to clone).
+#[derive(Clone)]
+pub struct AppStateParts {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub jwt: Arc<JwtKeys>,

@@ -525,8 +525,9 @@ async fn tampered_chain_zeroes_the_audit_factor(ctx: Ctx) {
     )
     .await
     .unwrap();
-    let mut restarted = state(&ctx).clone();
-    restarted.chains = Arc::new(aim_server::audit_log::ChainStates::default());
+    let restarted = state(&ctx).with_parts(|p| {
+        p.chains = Arc::new(aim_server::audit_log::ChainStates::default());
+    });
     assert_eq!(
         restarted.chain_intact(org),
         None,
