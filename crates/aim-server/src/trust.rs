@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aim_core::trust::{Evidence, FactorKind, SubjectState, TrustLevel, TrustReport};
 use aim_store::{ActivityWindows, Agent, AgentStatus, TrustChange};
@@ -123,6 +124,14 @@ pub async fn decision_score(state: &AppState, agent: &Agent) -> Result<Option<f6
     if let Some(score) = state.trust_cache.get(agent, now, ttl_ms) {
         return Ok(score);
     }
+    // One recomputation per agent at a time: concurrent misses of the same agent wait for the
+    // first and take its result (a burst of decisions after start or after an eviction would
+    // otherwise each read the evidence).
+    let _flight = state.trust_cache.flight(&agent.id).lock().await;
+    if let Some(score) = state.trust_cache.get(agent, now, ttl_ms) {
+        return Ok(score);
+    }
+    state.trust_cache.recomputed.fetch_add(1, Ordering::Relaxed);
     let e = evidence(state, agent, now).await?;
     let r = aim_core::trust::score(&e);
     record_history(state, agent, &r, now, "system").await?;
@@ -143,7 +152,15 @@ struct Cached {
 #[derive(Default)]
 pub struct TrustCache {
     map: Mutex<HashMap<String, Cached>>,
+    /// Recomputation locks, striped by agent id: bounded memory, and two agents sharing a stripe
+    /// only wait for each other's (rare) recomputation.
+    flights: [tokio::sync::Mutex<()>; FLIGHT_STRIPES],
+    /// Decision-path recomputations since start (observability and tests).
+    pub recomputed: AtomicU64,
 }
+
+/// Number of recomputation locks of [`TrustCache`].
+const FLIGHT_STRIPES: usize = 32;
 
 impl TrustCache {
     fn get(&self, agent: &Agent, now: i64, ttl_ms: i64) -> Option<Option<f64>> {
@@ -172,6 +189,12 @@ impl TrustCache {
                 at_ms: now,
             },
         );
+    }
+
+    fn flight(&self, agent_id: &str) -> &tokio::sync::Mutex<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(agent_id, &mut h);
+        &self.flights[(std::hash::Hasher::finish(&h) as usize) % FLIGHT_STRIPES]
     }
 
     /// Forgets an agent's score (the next decision recomputes it).

@@ -501,6 +501,49 @@ async fn decision_score_is_cached(ctx: Ctx) {
     ctx.stop().await;
 }
 
+/// Concurrent decisions of an agent whose score is not cached compute it once (single flight):
+/// the others wait for that result instead of each reading the evidence.
+async fn concurrent_misses_recompute_once(ctx: Ctx) {
+    let admin = ctx.admin().await;
+    let org = org_id(&ctx, &admin).await;
+    let id = active_agent(&ctx, &admin, "stampede", &key(831)).await;
+    let st = state(&ctx);
+    let a = agent(&ctx, org, &id).await;
+    st.trust_cache.invalidate(&id);
+    let before = st
+        .trust_cache
+        .recomputed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (st, a) = (st.clone(), a.clone());
+        set.spawn(async move { aim_server::trust::decision_score(&st, &a).await.unwrap() });
+    }
+    let scores = set.join_all().await;
+    assert_eq!(scores.len(), 16);
+    assert!(scores[0].is_some());
+    assert!(
+        scores.iter().all(|s| *s == scores[0]),
+        "every waiter gets the same score: {scores:?}"
+    );
+    let after = st
+        .trust_cache
+        .recomputed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(after - before, 1, "16 concurrent misses, one recomputation");
+    // After the TTL the next miss recomputes again.
+    ctx.ts.clock.advance(Duration::from_secs(31));
+    aim_server::trust::decision_score(st, &a).await.unwrap();
+    assert_eq!(
+        st.trust_cache
+            .recomputed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - after,
+        1
+    );
+    ctx.stop().await;
+}
+
 /// A modified audit row: the next verification finds it, no checkpoint is signed over it, and
 /// the audit factor of the organization's agents is 0. A process start (fresh verifier state)
 /// finds an edit of an already verified row too.
@@ -564,5 +607,6 @@ crate::backends!(
     trust_follows_events_and_history_records_it,
     evidence_reads_counters_not_the_chain,
     decision_score_is_cached,
+    concurrent_misses_recompute_once,
     tampered_chain_zeroes_the_audit_factor,
 );
