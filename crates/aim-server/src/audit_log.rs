@@ -94,6 +94,9 @@ fn open_row(state: &AppState, row: &OrgKeyRow) -> Result<OrgSigningKey, Error> {
 /// Rows read per page when verifying.
 const VERIFY_PAGE: u32 = 1000;
 
+/// Entries verified between two yields to the runtime.
+const YIELD_EVERY: usize = 64;
+
 const UNKNOWN: u8 = 0;
 const INTACT: u8 = 1;
 const BROKEN: u8 = 2;
@@ -179,10 +182,15 @@ impl AppState {
             if rows.is_empty() {
                 break;
             }
-            for r in &rows {
+            for (i, r) in rows.iter().enumerate() {
                 // Entries committed after the head was read are for the next round.
                 if r.seq.is_some_and(|s| s >= 0 && s as u64 >= head.size) {
                     break;
+                }
+                // A page is ~10–20 ms of hashing: give the runtime's worker back regularly so
+                // that requests queued on it are not held for the whole page.
+                if i > 0 && i % YIELD_EVERY == 0 {
+                    tokio::task::yield_now().await;
                 }
                 let pushed = match audit_chain::entry_of_row(r) {
                     Ok(entry) => v.push_entry(&entry),
