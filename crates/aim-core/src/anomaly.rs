@@ -9,7 +9,7 @@
 //!   `mean + 3·sd` (and at least [`RATE_MIN_COUNT`]) is an anomaly;
 //! - **first use** of a capability or of an MCP server once the baseline is established;
 //! - **bursts** of denials (≥ [`DENIAL_BURST`] in [`BURST_WINDOW_MS`]) and of signature failures
-//!   (≥ [`SIGNATURE_BURST`] in the same window);
+//!   (≥ [`SIGNATURE_BURST`] in the same window), each at most once per agent per window;
 //! - **unusual origin**: a request origin not seen before, once established.
 //!
 //! Every [`Anomaly`] carries the statistic that fired, the baseline it was compared with and the
@@ -176,6 +176,21 @@ pub struct Baseline {
     pub origins: BTreeMap<String, i64>,
     pub recent_denials: VecDeque<i64>,
     pub recent_signature_failures: VecDeque<i64>,
+    /// When the last denial burst fired (ms): another one fires only [`BURST_WINDOW_MS`] later.
+    #[serde(default)]
+    pub denial_burst_at: Option<i64>,
+    /// When the last signature-failure burst fired (ms), same rule.
+    #[serde(default)]
+    pub signature_burst_at: Option<i64>,
+}
+
+/// Whether a burst detector that last fired at `last` may fire again at `at` (at most one
+/// burst anomaly per detector and agent per [`BURST_WINDOW_MS`]: a sustained burst is one
+/// finding every window, not one per few events).
+/// A last firing more than a window in the future (a clock that jumped back) does not silence
+/// the detector.
+fn burst_cooled(last: Option<i64>, at: i64) -> bool {
+    last.is_none_or(|t| at - t >= BURST_WINDOW_MS || t - at > BURST_WINDOW_MS)
 }
 
 fn hour_of(ms: i64) -> i64 {
@@ -246,7 +261,11 @@ impl Baseline {
                 if let Some(a) = self.observe_rate(capability, e.at_ms, established) {
                     out.push(a);
                 }
-                if *denied && burst(&mut self.recent_denials, e.at_ms, DENIAL_BURST) {
+                if *denied
+                    && burst(&mut self.recent_denials, e.at_ms, DENIAL_BURST)
+                    && burst_cooled(self.denial_burst_at, e.at_ms)
+                {
+                    self.denial_burst_at = Some(e.at_ms);
                     out.push(Anomaly {
                         detector: Detector::DenialBurst,
                         severity: Severity::High,
@@ -268,7 +287,9 @@ impl Baseline {
                     &mut self.recent_signature_failures,
                     e.at_ms,
                     SIGNATURE_BURST,
-                ) {
+                ) && burst_cooled(self.signature_burst_at, e.at_ms)
+                {
+                    self.signature_burst_at = Some(e.at_ms);
                     out.push(Anomaly {
                         detector: Detector::SignatureFailureBurst,
                         severity: Severity::High,
@@ -511,6 +532,49 @@ mod tests {
         assert!(burst_seen);
     }
 
+    /// A sustained stream of denials is one burst finding per window, not one per five denials.
+    #[test]
+    fn sustained_denials_fire_once_per_window() {
+        let mut b = Baseline::default();
+        let mut fired = Vec::new();
+        for i in 0..600 {
+            let at = T0 + i * 1000;
+            if b.observe(&action(at, "x:y", true, "o"))
+                .iter()
+                .any(|a| a.detector == Detector::DenialBurst)
+            {
+                fired.push(i);
+            }
+        }
+        assert_eq!(
+            fired,
+            [4, 304],
+            "first at the 5th denial, then once per 5-minute window"
+        );
+        // The state round-trips through its stored form (old stored states lack the new fields).
+        let stored = serde_json::to_value(&b).unwrap();
+        let back: Baseline = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(back, b);
+        let mut old = stored;
+        old.as_object_mut().unwrap().remove("denial_burst_at");
+        old.as_object_mut().unwrap().remove("signature_burst_at");
+        let old: Baseline = serde_json::from_value(old).unwrap();
+        assert_eq!(old.denial_burst_at, None);
+        // A last firing far in the future (clock jumped back) does not silence the detector.
+        let mut c = Baseline {
+            denial_burst_at: Some(T0 + 3_600_000),
+            ..Baseline::default()
+        };
+        let n = (0..5)
+            .filter(|i| {
+                c.observe(&action(T0 + i * 1000, "x:y", true, "o"))
+                    .iter()
+                    .any(|a| a.detector == Detector::DenialBurst)
+            })
+            .count();
+        assert_eq!(n, 1);
+    }
+
     #[test]
     fn signature_failure_burst() {
         let mut b = Baseline::default();
@@ -525,6 +589,11 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].severity, Severity::High);
         assert_eq!(a[0].statistic, 3.0);
+        // Three more inside the window: no second finding until the window passed.
+        for i in 3..6 {
+            assert!(b.observe(&f(T0 + i * 1000)).is_empty());
+        }
+        assert_eq!(b.observe(&f(T0 + 2000 + BURST_WINDOW_MS)).len(), 1);
     }
 
     #[test]
