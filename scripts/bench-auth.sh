@@ -6,26 +6,9 @@ set -euo pipefail
 CONC=${1:-8}
 SECS=${2:-10}
 DB=${3:-}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
-HOME_DIR=$(mktemp -d)
-PORT=${AIM_BENCH_PORT:-18080}
-export OPENA2A_HOME=$HOME_DIR
-export AIM_BOOTSTRAP_ADMIN_EMAIL=bench@localhost
-export AIM_BOOTSTRAP_ADMIN_PASSWORD='Tr4ffic-gen3rator!-long-enough'
-export AIM_RATE_LIMIT_ADDRESS_PER_MINUTE=0
-export AIM_RATE_LIMIT_LOGIN_PER_MINUTE=0
-export AIM_RATE_LIMIT_CREDENTIAL_PER_MINUTE=0
-export AIM_LOG_LEVEL=warn
-ARGS=(server --listen 127.0.0.1:$PORT)
-[ -n "$DB" ] && ARGS+=(--database-url "$DB")
-"${AIM_SERVER_BIN:-$BIN/opena2a}" "${ARGS[@]}" &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$HOME_DIR"' EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+# shellcheck source=scripts/bench-server.sh
+. "$(dirname "$0")/bench-server.sh"
+start_bench_server "$DB"
 sleep 2
 echo "idle right after start: $(grep -E 'VmRSS|VmHWM' /proc/$PID/status | tr -s ' ' | tr '\n' ' ')"
 AIM_BENCH_PASSWORD=$AIM_BOOTSTRAP_ADMIN_PASSWORD "$BIN/aim-bench" auth \
