@@ -23,5 +23,10 @@ AIM_BENCH_PASSWORD=$AIM_BOOTSTRAP_ADMIN_PASSWORD "$BIN/aim-bench" verify \
   --agents "$AGENTS" --concurrency "$CONC" --duration "$SECS" --pid "$PID" \
   ${AIM_BENCH_VERIFY_ARGS:-}
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+# The group-commit writer's histograms (GET /metrics answers loopback peers without a token).
+curl -s "http://127.0.0.1:$PORT/metrics" | awk '
+  /^aim_decision_batch_size_sum/ {bs=$2} /^aim_decision_batch_size_count/ {bc=$2}
+  /^aim_decision_commit_seconds_sum/ {cs=$2}
+  END { if (bc > 0) printf "writer: %d batches, %.1f items per batch, %.0f µs per batch transaction, %.2f s in transactions (setup included)\n", bc, bs/bc, 1e6*cs/bc, cs }' || true
 sleep 5
 echo "5 s after the load: $(grep -E 'VmRSS|VmHWM' /proc/$PID/status | tr -s ' ' | tr '\n' ' ')"

@@ -18,6 +18,7 @@ use aim_store::{DecisionOutcome, DecisionWrite, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
+use crate::metrics::WriterMetrics;
 
 type Reply = oneshot::Sender<Result<DecisionOutcome, String>>;
 
@@ -28,44 +29,34 @@ pub struct DecisionWriter {
 }
 
 impl DecisionWriter {
-    /// Starts the writer task on the current runtime. It ends when every handle is dropped.
-    pub fn spawn(store: Arc<dyn Store>, batch_max: usize) -> DecisionWriter {
+    /// Starts the writer task. It ends when every handle is dropped. Each batch's size and
+    /// transaction time are observed in `metrics`.
+    ///
+    /// A store whose commits block the calling thread (SQLite: the whole batch runs synchronously
+    /// on it, see `aim_store::Store::commits_block_caller`) gets a thread of its own with a
+    /// single-threaded runtime, so request handlers never wait behind a batch; other stores'
+    /// writer is a task on the current runtime.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        batch_max: usize,
+        metrics: WriterMetrics,
+    ) -> Result<DecisionWriter, Error> {
         let batch_max = batch_max.max(1);
         // The queue holds a few batches; beyond that, callers wait for room (back-pressure).
-        let (tx, mut rx) = mpsc::channel::<(DecisionWrite, Reply)>(batch_max * 4);
-        tokio::spawn(async move {
-            let mut items = Vec::with_capacity(batch_max);
-            let mut replies = Vec::with_capacity(batch_max);
-            while let Some((item, reply)) = rx.recv().await {
-                items.push(item);
-                replies.push(reply);
-                while items.len() < batch_max {
-                    match rx.try_recv() {
-                        Ok((item, reply)) => {
-                            items.push(item);
-                            replies.push(reply);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                match store.commit_decisions(&items).await {
-                    Ok(outcomes) => {
-                        for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                            let _ = reply.send(Ok(outcome));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, batch = items.len(), "decision batch failed");
-                        for reply in replies.drain(..) {
-                            let _ = reply.send(Err(e.to_string()));
-                        }
-                    }
-                }
-                items.clear();
-                replies.clear();
-            }
-        });
-        DecisionWriter { tx }
+        let (tx, rx) = mpsc::channel::<(DecisionWrite, Reply)>(batch_max * 4);
+        if store.commits_block_caller() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Io(format!("decision writer runtime: {e}")))?;
+            std::thread::Builder::new()
+                .name("aim-decision-writer".into())
+                .spawn(move || runtime.block_on(run(store, batch_max, metrics, rx)))
+                .map_err(|e| Error::Io(format!("decision writer thread: {e}")))?;
+        } else {
+            tokio::spawn(run(store, batch_max, metrics, rx));
+        }
+        Ok(DecisionWriter { tx })
     }
 
     /// Queues a record with `op` and no nonce (a request not signed by an agent) and waits until
@@ -96,5 +87,49 @@ impl DecisionWriter {
             Ok(Err(e)) => Err(Error::Unavailable(format!("decision batch failed: {e}"))),
             Err(_) => Err(Error::Unavailable("decision writer stopped".into())),
         }
+    }
+}
+
+/// The writer loop: takes everything queued (up to `batch_max`), commits it in one transaction,
+/// answers each waiter; ends when every sender is dropped.
+async fn run(
+    store: Arc<dyn Store>,
+    batch_max: usize,
+    metrics: WriterMetrics,
+    mut rx: mpsc::Receiver<(DecisionWrite, Reply)>,
+) {
+    let mut items = Vec::with_capacity(batch_max);
+    let mut replies = Vec::with_capacity(batch_max);
+    while let Some((item, reply)) = rx.recv().await {
+        items.push(item);
+        replies.push(reply);
+        while items.len() < batch_max {
+            match rx.try_recv() {
+                Ok((item, reply)) => {
+                    items.push(item);
+                    replies.push(reply);
+                }
+                Err(_) => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        let result = store.commit_decisions(&items).await;
+        metrics.seconds.observe(started.elapsed().as_secs_f64());
+        metrics.size.observe(items.len() as f64);
+        match result {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batch = items.len(), "decision batch failed");
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+        }
+        items.clear();
+        replies.clear();
     }
 }

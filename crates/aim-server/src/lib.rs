@@ -139,8 +139,12 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
         config.jwt_key_rotation_secs,
     )
     .await?;
-    let writer =
-        decision_writer::DecisionWriter::spawn(store.clone(), config.decision_batch_max as usize);
+    let metrics = Arc::new(metrics::Metrics::new());
+    let writer = decision_writer::DecisionWriter::spawn(
+        store.clone(),
+        config.decision_batch_max as usize,
+        metrics.writer(),
+    )?;
     let config_ops = config.ops.clone();
     let authz = Arc::new(authz::Authz::new(&config.decisions));
     // A bad SMTP setting is a start-up error, not a failure of every alert email.
@@ -165,7 +169,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
         chains: Arc::new(audit_log::ChainStates::default()),
         trust_cache: Arc::new(trust::TrustCache::default()),
         limits: Arc::new(ratelimit::RateLimits::new(&config_ops)),
-        metrics: Arc::new(metrics::Metrics::new()),
+        metrics,
     });
     bootstrap(&state).await?;
     Ok(state)

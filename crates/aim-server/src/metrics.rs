@@ -10,7 +10,9 @@
 //!   `aim_http_request_duration_seconds{method,route,status}` (histogram);
 //! - `aim_auth_failures_total{route}`: answers 401;
 //! - `aim_rate_limited_total{scope}`: 429s by `address`, `login` or `credential`;
-//! - `aim_db_pool_connections`, `aim_db_pool_idle_connections`, `aim_db_pool_max_connections`.
+//! - `aim_db_pool_connections`, `aim_db_pool_idle_connections`, `aim_db_pool_max_connections`;
+//! - `aim_decision_batch_size` and `aim_decision_commit_seconds` (histograms): the items and the
+//!   wall time of each group commit of the hot-path writer ([`crate::decision_writer`]).
 //!
 //! Requests that match no route are counted under `route="unmatched"`, so probing random paths
 //! cannot create unbounded label values.
@@ -71,6 +73,27 @@ pub struct Metrics {
     pool_size: Gauge<i64, std::sync::atomic::AtomicI64>,
     pool_idle: Gauge<i64, std::sync::atomic::AtomicI64>,
     pool_max: Gauge<i64, std::sync::atomic::AtomicI64>,
+    batch: WriterMetrics,
+}
+
+/// The group-commit writer's histograms (cheap clones sharing the registered series).
+#[derive(Clone, Debug)]
+pub struct WriterMetrics {
+    /// Items per committed (or failed) batch.
+    pub size: Histogram,
+    /// Wall time of one batch's transaction, seconds.
+    pub seconds: Histogram,
+}
+
+impl Default for WriterMetrics {
+    fn default() -> Self {
+        WriterMetrics {
+            // 1 .. 4096 items
+            size: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
+            // 50 µs .. ~1.6 s
+            seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -97,6 +120,7 @@ impl Metrics {
         let pool_size = Gauge::default();
         let pool_idle = Gauge::default();
         let pool_max = Gauge::default();
+        let batch = WriterMetrics::default();
         registry.register(
             "http_requests",
             "HTTP requests by method, matched route and status",
@@ -132,8 +156,19 @@ impl Metrics {
             "Configured maximum database connections",
             pool_max.clone(),
         );
+        registry.register(
+            "decision_batch_size",
+            "Items per group commit of the decision writer",
+            batch.size.clone(),
+        );
+        registry.register(
+            "decision_commit_seconds",
+            "Wall time of one group commit of the decision writer",
+            batch.seconds.clone(),
+        );
         Metrics {
             registry,
+            batch,
             requests,
             latency,
             auth_failures,
@@ -142,6 +177,11 @@ impl Metrics {
             pool_idle,
             pool_max,
         }
+    }
+
+    /// The decision writer's histograms, to hand to [`crate::decision_writer::DecisionWriter`].
+    pub fn writer(&self) -> WriterMetrics {
+        self.batch.clone()
     }
 
     /// Counts a 429.

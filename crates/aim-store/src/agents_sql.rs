@@ -44,10 +44,7 @@ macro_rules! impl_agent_store {
 
             /// Inserts decision rows in one statement.
             async fn insert_actions(conn: &mut $conn, actions: &[&NewAction]) -> Result<()> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO action_decisions (id, org_id, agent_id, capability, resource, context, \
-                     risk_level, status, reason, matched_policies, approvers, policy_version, created_at, expires_at) ",
-                );
+                let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::ACTION_INTO);
                 qb.push_values(actions, |mut b, a| {
                     b.push_bind(a.id)
                         .push_bind(a.org_id)
@@ -77,11 +74,7 @@ macro_rules! impl_agent_store {
                         Ok(true)
                     }
                     DecisionOp::ActionResult { org_id, action_id, agent_id, result, detail, at } => {
-                        Ok(sqlx::query(
-                            "UPDATE action_decisions SET result = $4, result_at = $5, result_detail = $6 \
-                             WHERE org_id = $1 AND id = $2 AND agent_id = $3 AND status = 'approved' \
-                             AND result IS NULL",
-                        )
+                        Ok(sqlx::query($crate::write_sql::ACTION_RESULT_UPDATE)
                         .bind(org_id)
                         .bind(action_id)
                         .bind(agent_id)
@@ -491,6 +484,9 @@ macro_rules! impl_agent_store {
                     if items.is_empty() {
                         return Ok(out);
                     }
+                    if let Some(done) = self.commit_decisions_direct(items).await? {
+                        return Ok(done);
+                    }
                     let mut tx = self.writer().begin().await?;
                     // Nonce claims in one statement per chunk: a claim repeated inside the batch
                     // is a replay of its first occurrence; `RETURNING` names the fresh ones.
@@ -507,9 +503,7 @@ macro_rules! impl_agent_store {
                         }
                     }
                     for chunk in claims.chunks(NONCE_CHUNK) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO agent_nonces (org_id, agent_id, nonce, expires_at) ",
-                        );
+                        let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::NONCE_INTO);
                         qb.push_values(chunk, |mut b, &i| {
                             let c = items[i].nonce.as_ref().expect("claims hold items with a nonce");
                             b.push_bind(c.org_id)
@@ -517,7 +511,8 @@ macro_rules! impl_agent_store {
                                 .push_bind(c.nonce.clone())
                                 .push_bind(c.expires_at);
                         });
-                        qb.push(" ON CONFLICT DO NOTHING RETURNING org_id, agent_id, nonce");
+                        qb.push($crate::write_sql::NONCE_ON_CONFLICT);
+                        qb.push(" RETURNING org_id, agent_id, nonce");
                         let inserted: std::collections::HashSet<(Uuid, String, String)> = qb
                             .build_query_as::<(Uuid, String, String)>()
                             .fetch_all(&mut *tx)

@@ -35,8 +35,10 @@ mod monitoring_sql;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+mod sqlite_batch;
 pub mod store;
 pub mod testing;
+mod write_sql;
 
 use std::sync::Arc;
 

@@ -32,6 +32,14 @@ impl PgStore {
         &self.pool
     }
 
+    /// Every decision batch takes the sqlx path (compare `SqliteStore`).
+    async fn commit_decisions_direct(
+        &self,
+        _items: &[crate::DecisionWrite],
+    ) -> crate::Result<Option<Vec<crate::DecisionOutcome>>> {
+        Ok(None)
+    }
+
     /// Nothing besides the pool to close (compare `SqliteStore`).
     async fn close_maintenance(&self) {}
 }

@@ -73,7 +73,7 @@ macro_rules! impl_store {
             // Invalidations first: the head lock below must stay the transaction's last write.
             let events: Vec<_> = recs.iter().filter_map($crate::actions::cache_event_of).collect();
             for chunk in events.chunks(1000) {
-                let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO cache_events (org_id, kind, key, at) ");
+                let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::CACHE_EVENT_INTO);
                 qb.push_values(chunk, |mut b, e| {
                     b.push_bind(e.org_id)
                         .push_bind(e.kind.as_str())
@@ -86,10 +86,7 @@ macro_rules! impl_store {
             // per (agent, day), upserted in ascending (agent, day) order.
             let activity = $crate::activity::aggregate_activity(recs);
             for chunk in activity.chunks(500) {
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO agent_activity (agent_id, day, org_id, decisions, violations, results_ok, \
-                     results_failed, key_proofs, key_proof_failures, challenges_passed, last_key_proof_at, last_activity_at) ",
-                );
+                let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::ACTIVITY_INTO);
                 qb.push_values(chunk, |mut b, d| {
                     b.push_bind(d.agent_id.clone())
                         .push_bind(d.day)
@@ -104,24 +101,7 @@ macro_rules! impl_store {
                         .push_bind(d.last_key_proof_at)
                         .push_bind(d.last_activity_at);
                 });
-                qb.push(
-                    " ON CONFLICT (agent_id, day) DO UPDATE SET \
-                     decisions = agent_activity.decisions + excluded.decisions, \
-                     violations = agent_activity.violations + excluded.violations, \
-                     results_ok = agent_activity.results_ok + excluded.results_ok, \
-                     results_failed = agent_activity.results_failed + excluded.results_failed, \
-                     key_proofs = agent_activity.key_proofs + excluded.key_proofs, \
-                     key_proof_failures = agent_activity.key_proof_failures + excluded.key_proof_failures, \
-                     challenges_passed = agent_activity.challenges_passed + excluded.challenges_passed, \
-                     last_key_proof_at = CASE WHEN agent_activity.last_key_proof_at IS NULL \
-                       OR excluded.last_key_proof_at > agent_activity.last_key_proof_at \
-                       THEN COALESCE(excluded.last_key_proof_at, agent_activity.last_key_proof_at) \
-                       ELSE agent_activity.last_key_proof_at END, \
-                     last_activity_at = CASE WHEN agent_activity.last_activity_at IS NULL \
-                       OR excluded.last_activity_at > agent_activity.last_activity_at \
-                       THEN COALESCE(excluded.last_activity_at, agent_activity.last_activity_at) \
-                       ELSE agent_activity.last_activity_at END",
-                );
+                qb.push($crate::write_sql::ACTIVITY_ON_CONFLICT);
                 qb.build().execute(&mut *conn).await?;
             }
             let mut chains: std::collections::BTreeMap<Uuid, Vec<usize>> = Default::default();
@@ -130,11 +110,7 @@ macro_rules! impl_store {
             }
             for (chain, idx) in chains {
                 let updated_at = idx.iter().map(|&i| recs[i].at).max().unwrap_or(0);
-                let (size, head_hash, frontier): (i64, Vec<u8>, Vec<u8>) = sqlx::query_as(
-                    "INSERT INTO audit_heads (org_id, size, head_hash, frontier, updated_at) VALUES ($1, 0, $2, $3, $4) \
-                     ON CONFLICT (org_id) DO UPDATE SET size = audit_heads.size \
-                     RETURNING size, head_hash, frontier",
-                )
+                let (size, head_hash, frontier): (i64, Vec<u8>, Vec<u8>) = sqlx::query_as($crate::write_sql::AUDIT_HEAD_LOCK)
                 .bind(chain)
                 .bind(vec![0u8; 32])
                 .bind(Vec::<u8>::new())
@@ -145,9 +121,7 @@ macro_rules! impl_store {
                 let mut prev = head.head_hash;
                 let planned = plan(head, recs, &idx)?;
                 for chunk in planned.entries.chunks(1000) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO audit_entries (id, org_id, at, event_type, actor, subject, payload, client_addr, seq, prev_hash, hash) ",
-                    );
+                    let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::AUDIT_ENTRY_INTO);
                     let mut rows = Vec::with_capacity(chunk.len());
                     for (i, e, raw) in chunk {
                         let r = &recs[*i];
@@ -172,7 +146,7 @@ macro_rules! impl_store {
                     qb.build().execute(&mut *conn).await?;
                 }
                 for chunk in planned.nodes.chunks(1000) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO audit_nodes (org_id, level, idx, hash) ");
+                    let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::AUDIT_NODE_INTO);
                     qb.push_values(chunk, |mut b, ((level, i), h)| {
                         b.push_bind(chain)
                             .push_bind(i64::from(*level))
@@ -181,7 +155,7 @@ macro_rules! impl_store {
                     });
                     qb.build().execute(&mut *conn).await?;
                 }
-                sqlx::query("UPDATE audit_heads SET size = $2, head_hash = $3, frontier = $4, updated_at = $5 WHERE org_id = $1")
+                sqlx::query($crate::write_sql::AUDIT_HEAD_UPDATE)
                     .bind(chain)
                     .bind(planned.head.size as i64)
                     .bind(planned.head.head_hash.to_vec())
@@ -327,6 +301,10 @@ macro_rules! impl_store {
         impl $crate::Store for $store {
             fn backend(&self) -> &'static str {
                 $backend
+            }
+
+            fn commits_block_caller(&self) -> bool {
+                $backend == "sqlite"
             }
 
             async fn ping(&self) -> Result<()> {

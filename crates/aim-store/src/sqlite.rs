@@ -70,7 +70,11 @@ impl SqliteStore {
             .connect_with(
                 opts.clone()
                     .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES.to_string())
-                    .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string()),
+                    .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
+                    // Statement journals (the undo log of one statement inside a transaction,
+                    // e.g. a multi-row insert that may hit a conflict) stay in memory instead of
+                    // spilling to a temporary file on every batch.
+                    .pragma("temp_store", "MEMORY"),
             )
             .await?;
         restrict_permissions(&path);
@@ -102,6 +106,20 @@ impl SqliteStore {
     /// The one connection every write goes through (see the type's invariant).
     fn writer(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    /// Decision batches whose ops all have a synchronous form run on the calling thread
+    /// ([`crate::sqlite_batch`]); `None` sends the batch down the sqlx path.
+    async fn commit_decisions_direct(
+        &self,
+        items: &[crate::DecisionWrite],
+    ) -> crate::Result<Option<Vec<crate::DecisionOutcome>>> {
+        if !crate::sqlite_batch::applies(items) {
+            return Ok(None);
+        }
+        crate::sqlite_batch::commit(&self.writer, items)
+            .await
+            .map(Some)
     }
 
     /// Closes the checkpoint connection (the background task then ends).

@@ -28,6 +28,12 @@ pub trait Store:
     /// Backend name (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
 
+    /// True when [`crate::AgentStore::commit_decisions`] may run its transaction on the calling
+    /// thread (blocking it for the batch): callers then give it a thread of its own.
+    fn commits_block_caller(&self) -> bool {
+        false
+    }
+
     /// Cheap round trip to the database (readiness probe).
     async fn ping(&self) -> Result<()>;
 

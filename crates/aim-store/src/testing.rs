@@ -140,6 +140,36 @@ pub async fn execute_for_org(url: &str, sql: &'static str, org: uuid::Uuid) -> c
     }
 }
 
+/// Reads an organization's whole chain in `seq` order, verifies it with `aim_core` (strict), and
+/// checks it against the stored head and root: one linear chain, no gap. Returns the leaves.
+/// Panics (it is a test helper) when anything does not hold.
+pub async fn verify_chain(
+    s: &dyn crate::Store,
+    org: uuid::Uuid,
+) -> Vec<aim_core::audit::merkle::Hash> {
+    let mut v = aim_core::audit::ChainVerifier::new()
+        .strict(true)
+        .keep_leaves(true);
+    let mut from = 0;
+    loop {
+        let rows = s.list_audit_chain(org, from, 1000).await.unwrap();
+        for r in &rows {
+            v.push_entry(&crate::audit_chain::entry_of_row(r).unwrap())
+                .unwrap();
+        }
+        if rows.len() < 1000 {
+            break;
+        }
+        from += 1000;
+    }
+    let sum = v.finish();
+    let head = s.audit_head(org).await.unwrap();
+    assert_eq!(sum.size, head.size, "one linear chain, no gap");
+    assert_eq!(sum.root, head.root);
+    assert_eq!(s.audit_root(org, sum.size).await.unwrap(), sum.root);
+    sum.leaves
+}
+
 /// A fresh decision row as the decision path writes it (no approver, no reported result): `id`
 /// of `agent_id` in `org_id`, `status`, created at `created_at`, valid a minute; fixed
 /// capability `db:read`, resource `r`, risk `low`. Tests override fields with `..`.

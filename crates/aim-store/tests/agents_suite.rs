@@ -451,6 +451,112 @@ async fn batched_decisions_insert_only_fresh_rows(s: &dyn Store) {
     );
 }
 
+/// Every kind of decision batch keeps one verifiable chain. On SQLite decisions, outcome reports
+/// and plain records are committed synchronously and other ops (here a capability request) by
+/// the sqlx path, so this interleaves both. An outcome is recorded once; a failed batch writes
+/// nothing (its nonces stay unclaimed) and leaves the store usable.
+async fn decision_batches_of_every_kind_keep_one_chain(s: &dyn Store) {
+    use DecisionOutcome::*;
+    let (org, admin) = org_with_admin(s, "kinds").await;
+    s.create_agent(
+        &new_agent(org, admin, "kx", 61),
+        &audit(org, "agent.registered"),
+    )
+    .await
+    .unwrap();
+    let agent = "aim_kx_61";
+    let id = Uuid::now_v7();
+    let decision = |nonce: &str| {
+        let mut it = item(org, agent, Some(nonce), "agent.action.verified");
+        it.op = DecisionOp::InsertAction(Box::new(aim_store::testing::decision_row(
+            id,
+            org,
+            agent,
+            ActionStatus::Approved,
+            NOW,
+        )));
+        it
+    };
+    assert_eq!(
+        s.commit_decisions(&[decision("k1")]).await.unwrap(),
+        vec![Committed]
+    );
+    let report = |nonce: &str, detail: &str| {
+        let mut it = item(org, agent, Some(nonce), "agent.action.result");
+        it.op = DecisionOp::ActionResult {
+            org_id: org,
+            action_id: id,
+            agent_id: agent.into(),
+            result: ActionResult::Success,
+            detail: Some(detail.into()),
+            at: NOW + 1,
+        };
+        it
+    };
+    // Reported twice in one batch: the second finds the result already set.
+    assert_eq!(
+        s.commit_decisions(&[report("k2", "done"), report("k3", "again")])
+            .await
+            .unwrap(),
+        vec![Committed, Conflict]
+    );
+    let got = s.get_action(org, id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.result.as_deref(), got.result_detail.as_deref()),
+        (Some("success"), Some("done"))
+    );
+    let mut request = item(org, agent, Some("k4"), "capability.requested");
+    request.op = DecisionOp::CapabilityRequest(Box::new(CapabilityRequest {
+        id: Uuid::now_v7(),
+        org_id: org,
+        agent_id: agent.into(),
+        capability: "db:write".into(),
+        reason: "needs it".into(),
+        status: RequestStatus::Pending,
+        requested_by: format!("agent:{agent}"),
+        created_at: NOW,
+        decided_by: None,
+        decided_at: None,
+        note: None,
+    }));
+    assert_eq!(
+        s.commit_decisions(&[request, item(org, agent, Some("k5"), "ok")])
+            .await
+            .unwrap(),
+        vec![Committed, Committed]
+    );
+    // A decision id already stored fails the batch: nothing of it is written.
+    let size = s.audit_head(org).await.unwrap().size;
+    assert!(
+        s.commit_decisions(&[item(org, agent, Some("k6"), "ok"), decision("k7")])
+            .await
+            .is_err()
+    );
+    assert_eq!(s.audit_head(org).await.unwrap().size, size);
+    assert_eq!(
+        s.commit_decisions(&[item(org, agent, Some("k6"), "ok"), decision("k1")])
+            .await
+            .unwrap(),
+        vec![Committed, Replayed]
+    );
+    let leaves = aim_store::testing::verify_chain(s, org).await;
+    let ev = events(s, org).await;
+    assert_eq!(leaves.len(), ev.len(), "{ev:?}");
+    for (event, n) in [
+        ("agent.action.verified", 1),
+        ("agent.action.result", 1),
+        ("capability.requested", 1),
+        ("ok", 2),
+        ("replayed", 1),
+    ] {
+        assert_eq!(
+            ev.iter().filter(|e| *e == event).count(),
+            n,
+            "{event}: {ev:?}"
+        );
+    }
+}
+
 /// aim-sdk registration: a server-generated key starts `active`; the org's SDK settings default
 /// to (keys allowed, grant) until stored, are isolated per organization, and are audited.
 async fn proven_keys_and_sdk_settings(s: &dyn Store) {
@@ -521,4 +627,5 @@ aim_store::store_suite!(
     concurrent_claims_of_one_nonce_have_one_winner,
     proven_keys_and_sdk_settings,
     batched_decisions_insert_only_fresh_rows,
+    decision_batches_of_every_kind_keep_one_chain,
 );

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use aim_core::audit::ChainVerifier;
 use aim_core::audit::merkle;
 use aim_store::audit_chain::{SYSTEM_CHAIN, entry_of_row};
 use aim_store::testing::TestDb;
@@ -25,27 +24,9 @@ fn rec(org: Option<Uuid>, n: u64) -> AuditRecord {
     }
 }
 
-/// Reads the whole chain in `seq` order, verifies it with `aim_core`, and checks it against the
-/// head and the stored subtrees. Returns the leaves.
+/// The whole chain verified against its head (see [`aim_store::testing::verify_chain`]).
 async fn verify_chain(s: &dyn Store, org: Uuid) -> Vec<merkle::Hash> {
-    let mut v = ChainVerifier::new().strict(true).keep_leaves(true);
-    let mut from = 0;
-    loop {
-        let rows = s.list_audit_chain(org, from, 1000).await.unwrap();
-        for r in &rows {
-            v.push_entry(&entry_of_row(r).unwrap()).unwrap();
-        }
-        if rows.len() < 1000 {
-            break;
-        }
-        from += 1000;
-    }
-    let sum = v.finish();
-    let head = s.audit_head(org).await.unwrap();
-    assert_eq!(sum.size, head.size, "one linear chain, no gap");
-    assert_eq!(sum.root, head.root);
-    assert_eq!(s.audit_root(org, sum.size).await.unwrap(), sum.root);
-    sum.leaves
+    aim_store::testing::verify_chain(s, org).await
 }
 
 async fn concurrent_appends_keep_one_chain(a: Arc<dyn Store>, b: Arc<dyn Store>) {

@@ -1,0 +1,314 @@
+//! Decision batches on SQLite, committed without a thread hand-off per statement.
+//!
+//! sqlx runs every SQLite statement on the connection's own worker thread and hands each result
+//! back to the calling task; a decision batch is about ten statements, so ten round trips between
+//! threads on a machine whose cores are busy serving requests. Measured on the 2-core reference
+//! machine (docs/BENCHMARKS.md): the writer connection's thread was on a CPU for a third of the
+//! time the batch transactions took; the rest was waiting to be scheduled.
+//!
+//! Here one batch takes the writer connection's handle once ([`sqlx::sqlite::LockedSqliteHandle`])
+//! and runs the whole transaction synchronously on the calling thread through rusqlite, with
+//! single-row prepared statements. SQLite numbers `$N` parameters in order of first appearance,
+//! so statements whose `$N` are not in ascending order are bound by name. The statements' text is shared with the sqlx path
+//! ([`crate::write_sql`]); chain planning ([`crate::audit_chain::plan`]), trust counters
+//! ([`crate::activity::aggregate_activity`]) and cache events ([`crate::actions::cache_event_of`])
+//! are the same functions. Batches holding other ops (capability requests, MCP attestations) take
+//! the sqlx path ([`applies`]).
+//!
+//! Invariants:
+//! - the calling thread blocks for the batch (a few milliseconds): the server calls this from
+//!   the decision writer's own thread, never from a request task;
+//! - the transaction is `BEGIN IMMEDIATE` on the one writer connection, so it holds SQLite's write
+//!   lock from its first statement, like every other write of the store;
+//! - the connection is handed back outside any transaction: commit, or rollback on every error
+//!   (and on unwind, by rusqlite's transaction guard);
+//! - the rusqlite view of the handle never outlives the lock (both live in [`commit`]'s scope and
+//!   the view is dropped first); rusqlite does not close a handle it did not open.
+
+use std::collections::{BTreeMap, HashSet};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, named_params, params};
+use sqlx::SqlitePool;
+use uuid::Uuid;
+
+use crate::agents::{DecisionOp, DecisionOutcome, DecisionWrite};
+use crate::audit_chain::{ChainHead, chain_of, plan};
+use crate::model::AuditRecord;
+use crate::write_sql::*;
+use crate::{Error, Result};
+
+/// Whether every op of `items` has a synchronous form here (decisions, outcome reports and
+/// records without a row change); other batches take the sqlx path.
+pub(crate) fn applies(items: &[DecisionWrite]) -> bool {
+    items.iter().all(|i| {
+        matches!(
+            i.op,
+            DecisionOp::None | DecisionOp::InsertAction(_) | DecisionOp::ActionResult { .. }
+        )
+    })
+}
+
+/// Commits `items` in one transaction on the writer connection (same outcomes as
+/// [`crate::AgentStore::commit_decisions`]).
+pub(crate) async fn commit(
+    writer: &SqlitePool,
+    items: &[DecisionWrite],
+) -> Result<Vec<DecisionOutcome>> {
+    let mut conn = writer.acquire().await?;
+    let mut locked = conn.lock_handle().await?;
+    let raw = locked.as_raw_handle();
+    // SAFETY: `raw` is the open connection handle of `locked`, which gives this thread exclusive
+    // use of it until `locked` is dropped (sqlx's worker waits on the same lock). `db` is dropped
+    // before `locked` at the end of this scope, and rusqlite neither closes nor keeps a handle it
+    // was given this way.
+    let mut db = unsafe { Connection::from_handle(raw.as_ptr()) }.map_err(sqlite_err)?;
+    let out = run(&mut db, items);
+    drop(db);
+    drop(locked);
+    out
+}
+
+fn sqlite_err(e: rusqlite::Error) -> Error {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && f.code == rusqlite::ErrorCode::ConstraintViolation
+        && matches!(
+            f.extended_code,
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        )
+    {
+        return Error::Conflict { what: "record" };
+    }
+    Error::Database(sqlx::Error::Protocol(format!("sqlite: {e}")))
+}
+
+fn run(db: &mut Connection, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome>> {
+    let tx = db
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sqlite_err)?;
+    let out = batch(&tx, items)?;
+    tx.commit().map_err(sqlite_err)?;
+    Ok(out)
+}
+
+fn batch(db: &Connection, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome>> {
+    // Nonce claims first: a claim repeated inside the batch is a replay of its first occurrence.
+    let mut fresh = vec![true; items.len()];
+    {
+        let mut claim = db
+            .prepare(&format!("{NONCE_INTO}{}{NONCE_ON_CONFLICT}", values_row(4)))
+            .map_err(sqlite_err)?;
+        let mut seen = HashSet::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            if let Some(c) = &item.nonce {
+                fresh[i] = seen.insert((c.org_id, c.agent_id.as_str(), c.nonce.as_str()))
+                    && claim
+                        .execute(params![
+                            c.org_id.as_bytes(),
+                            c.agent_id,
+                            c.nonce,
+                            c.expires_at
+                        ])
+                        .map_err(sqlite_err)?
+                        == 1;
+            }
+        }
+    }
+    let mut insert_action = None;
+    let mut update_result = None;
+    let mut out = Vec::with_capacity(items.len());
+    let mut records = Vec::with_capacity(items.len());
+    for (item, fresh) in items.iter().zip(fresh) {
+        if !fresh {
+            if let Some(r) = &item.replay_audit {
+                records.push(r.clone());
+            }
+            out.push(DecisionOutcome::Replayed);
+            continue;
+        }
+        let applied = match &item.op {
+            DecisionOp::None => true,
+            DecisionOp::InsertAction(a) => {
+                if insert_action.is_none() {
+                    insert_action = Some(
+                        db.prepare(&format!("{ACTION_INTO}{}", values_row(14)))
+                            .map_err(sqlite_err)?,
+                    );
+                }
+                let stmt = insert_action.as_mut().expect("prepared above");
+                stmt.execute(params![
+                    a.id.as_bytes(),
+                    a.org_id.as_bytes(),
+                    a.agent_id,
+                    a.capability,
+                    a.resource,
+                    a.context,
+                    a.risk_level,
+                    a.status.as_str(),
+                    a.reason,
+                    a.matched_policies.to_json(),
+                    a.approvers.to_json(),
+                    a.policy_version,
+                    a.created_at,
+                    a.expires_at,
+                ])
+                .map_err(sqlite_err)?;
+                true
+            }
+            DecisionOp::ActionResult {
+                org_id,
+                action_id,
+                agent_id,
+                result,
+                detail,
+                at,
+            } => {
+                if update_result.is_none() {
+                    update_result = Some(db.prepare(ACTION_RESULT_UPDATE).map_err(sqlite_err)?);
+                }
+                let stmt = update_result.as_mut().expect("prepared above");
+                stmt.execute(named_params! {
+                    "$1": org_id.as_bytes(),
+                    "$2": action_id.as_bytes(),
+                    "$3": agent_id,
+                    "$4": result.as_str(),
+                    "$5": at,
+                    "$6": detail,
+                })
+                .map_err(sqlite_err)?
+                    == 1
+            }
+            _ => {
+                return Err(Error::Invalid(
+                    "op without a synchronous SQLite form (see sqlite_batch::applies)".into(),
+                ));
+            }
+        };
+        if applied {
+            records.push(item.audit.clone());
+            out.push(DecisionOutcome::Committed);
+        } else {
+            out.push(DecisionOutcome::Conflict);
+        }
+    }
+    append_audits(db, &records)?;
+    Ok(out)
+}
+
+/// [`crate::sql`]'s `append_audits_on` for this connection: invalidations and trust counters
+/// first, then per chain (ascending id) the head lock, the entries, the closed subtrees and the
+/// new head — the head lock stays the transaction's last lock taken.
+fn append_audits(db: &Connection, recs: &[AuditRecord]) -> Result<()> {
+    let events: Vec<_> = recs
+        .iter()
+        .filter_map(crate::actions::cache_event_of)
+        .collect();
+    if !events.is_empty() {
+        let mut stmt = db
+            .prepare(&format!("{CACHE_EVENT_INTO}{}", values_row(4)))
+            .map_err(sqlite_err)?;
+        for e in &events {
+            stmt.execute(params![e.org_id.as_bytes(), e.kind.as_str(), e.key, e.at])
+                .map_err(sqlite_err)?;
+        }
+    }
+    let activity = crate::activity::aggregate_activity(recs);
+    if !activity.is_empty() {
+        let mut stmt = db
+            .prepare(&format!(
+                "{ACTIVITY_INTO}{}{ACTIVITY_ON_CONFLICT}",
+                values_row(12)
+            ))
+            .map_err(sqlite_err)?;
+        for d in &activity {
+            stmt.execute(params![
+                d.agent_id,
+                d.day,
+                d.org_id.as_bytes(),
+                d.decisions,
+                d.violations,
+                d.results_ok,
+                d.results_failed,
+                d.key_proofs,
+                d.key_proof_failures,
+                d.challenges_passed,
+                d.last_key_proof_at,
+                d.last_activity_at,
+            ])
+            .map_err(sqlite_err)?;
+        }
+    }
+    let mut chains: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
+    for (i, r) in recs.iter().enumerate() {
+        chains.entry(chain_of(r.org_id)).or_default().push(i);
+    }
+    if chains.is_empty() {
+        return Ok(());
+    }
+    let mut lock = db.prepare(AUDIT_HEAD_LOCK).map_err(sqlite_err)?;
+    let mut entry = db
+        .prepare(&format!("{AUDIT_ENTRY_INTO}{}", values_row(11)))
+        .map_err(sqlite_err)?;
+    let mut node = db
+        .prepare(&format!("{AUDIT_NODE_INTO}{}", values_row(4)))
+        .map_err(sqlite_err)?;
+    let mut head_update = db.prepare(AUDIT_HEAD_UPDATE).map_err(sqlite_err)?;
+    for (chain, idx) in chains {
+        let updated_at = idx.iter().map(|&i| recs[i].at).max().unwrap_or(0);
+        let (size, head_hash, frontier): (i64, Vec<u8>, Vec<u8>) = lock
+            .query_row(
+                params![
+                    chain.as_bytes(),
+                    [0u8; 32].as_slice(),
+                    [0u8; 0].as_slice(),
+                    updated_at
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(sqlite_err)?
+            .ok_or_else(|| Error::Corrupt("audit head lock returned no row".into()))?;
+        let head = ChainHead::from_columns(size, &head_hash, &frontier)?;
+        let mut prev = head.head_hash;
+        let planned = plan(head, recs, &idx)?;
+        for (i, e, raw) in &planned.entries {
+            let r = &recs[*i];
+            let payload = serde_json::to_string(&r.payload)
+                .map_err(|e| Error::Invalid(format!("audit payload: {e}")))?;
+            entry
+                .execute(params![
+                    Uuid::now_v7().as_bytes(),
+                    chain.as_bytes(),
+                    r.at,
+                    r.event_type,
+                    r.actor,
+                    r.subject,
+                    payload,
+                    r.client_addr,
+                    e.seq as i64,
+                    prev.as_slice(),
+                    raw.as_slice(),
+                ])
+                .map_err(sqlite_err)?;
+            prev = *raw;
+        }
+        for ((level, i), h) in &planned.nodes {
+            node.execute(params![
+                chain.as_bytes(),
+                i64::from(*level),
+                *i as i64,
+                h.as_slice()
+            ])
+            .map_err(sqlite_err)?;
+        }
+        head_update
+            .execute(named_params! {
+                "$1": chain.as_bytes(),
+                "$2": planned.head.size as i64,
+                "$3": planned.head.head_hash.as_slice(),
+                "$4": planned.head.frontier_bytes(),
+                "$5": updated_at,
+            })
+            .map_err(sqlite_err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! The SQL text of the hot-path writes (decision batches and audit appends), shared by the
+//! multi-row sqlx statements of both backends ([`crate::sql`], [`crate::agents_sql`]) and the
+//! synchronous SQLite batch ([`crate::sqlite_batch`]), so the two cannot drift apart.
+//!
+//! The `*_INTO` prefixes end with the column list and a space; callers append `VALUES ...` and,
+//! where given, the matching `*_ON_CONFLICT` suffix.
+
+/// Nonce claims; with [`NONCE_ON_CONFLICT`] a replay inserts nothing.
+pub(crate) const NONCE_INTO: &str =
+    "INSERT INTO agent_nonces (org_id, agent_id, nonce, expires_at) ";
+pub(crate) const NONCE_ON_CONFLICT: &str = " ON CONFLICT DO NOTHING";
+
+/// Decision rows (14 columns).
+pub(crate) const ACTION_INTO: &str = "INSERT INTO action_decisions (id, org_id, agent_id, capability, resource, context, \
+     risk_level, status, reason, matched_policies, approvers, policy_version, created_at, expires_at) ";
+
+/// An approved decision's reported outcome (binds: org, id, agent, result, at, detail); one row
+/// changed when it applied.
+pub(crate) const ACTION_RESULT_UPDATE: &str = "UPDATE action_decisions SET result = $4, result_at = $5, result_detail = $6 \
+     WHERE org_id = $1 AND id = $2 AND agent_id = $3 AND status = 'approved' AND result IS NULL";
+
+/// Cache invalidation events (4 columns).
+pub(crate) const CACHE_EVENT_INTO: &str = "INSERT INTO cache_events (org_id, kind, key, at) ";
+
+/// Per-(agent, day) trust evidence counters (12 columns), added up by [`ACTIVITY_ON_CONFLICT`].
+pub(crate) const ACTIVITY_INTO: &str = "INSERT INTO agent_activity (agent_id, day, org_id, decisions, violations, results_ok, \
+     results_failed, key_proofs, key_proof_failures, challenges_passed, last_key_proof_at, last_activity_at) ";
+pub(crate) const ACTIVITY_ON_CONFLICT: &str = " ON CONFLICT (agent_id, day) DO UPDATE SET \
+     decisions = agent_activity.decisions + excluded.decisions, \
+     violations = agent_activity.violations + excluded.violations, \
+     results_ok = agent_activity.results_ok + excluded.results_ok, \
+     results_failed = agent_activity.results_failed + excluded.results_failed, \
+     key_proofs = agent_activity.key_proofs + excluded.key_proofs, \
+     key_proof_failures = agent_activity.key_proof_failures + excluded.key_proof_failures, \
+     challenges_passed = agent_activity.challenges_passed + excluded.challenges_passed, \
+     last_key_proof_at = CASE WHEN agent_activity.last_key_proof_at IS NULL \
+       OR excluded.last_key_proof_at > agent_activity.last_key_proof_at \
+       THEN COALESCE(excluded.last_key_proof_at, agent_activity.last_key_proof_at) \
+       ELSE agent_activity.last_key_proof_at END, \
+     last_activity_at = CASE WHEN agent_activity.last_activity_at IS NULL \
+       OR excluded.last_activity_at > agent_activity.last_activity_at \
+       THEN COALESCE(excluded.last_activity_at, agent_activity.last_activity_at) \
+       ELSE agent_activity.last_activity_at END";
+
+/// Locks (creating if missing) a chain's head and returns `(size, head_hash, frontier)`
+/// (binds: chain, zero hash, empty frontier, updated_at). The first write of an append.
+pub(crate) const AUDIT_HEAD_LOCK: &str = "INSERT INTO audit_heads (org_id, size, head_hash, frontier, updated_at) \
+     VALUES ($1, 0, $2, $3, $4) ON CONFLICT (org_id) DO UPDATE SET size = audit_heads.size \
+     RETURNING size, head_hash, frontier";
+
+/// Chain entries (11 columns).
+pub(crate) const AUDIT_ENTRY_INTO: &str = "INSERT INTO audit_entries (id, org_id, at, event_type, actor, subject, payload, \
+     client_addr, seq, prev_hash, hash) ";
+
+/// Closed Merkle subtrees (4 columns).
+pub(crate) const AUDIT_NODE_INTO: &str = "INSERT INTO audit_nodes (org_id, level, idx, hash) ";
+
+/// The head after an append (binds: chain, size, head_hash, frontier, updated_at).
+pub(crate) const AUDIT_HEAD_UPDATE: &str = "UPDATE audit_heads SET size = $2, head_hash = $3, frontier = $4, updated_at = $5 WHERE org_id = $1";
+
+/// `VALUES ($1, ..., $n)`: one row of `n` numbered parameters.
+pub(crate) fn values_row(n: usize) -> String {
+    let params: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!("VALUES ({})", params.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_row_of_numbered_parameters() {
+        assert_eq!(values_row(1), "VALUES ($1)");
+        assert_eq!(values_row(4), "VALUES ($1, $2, $3, $4)");
+    }
+}
