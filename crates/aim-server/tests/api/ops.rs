@@ -354,9 +354,31 @@ async fn metrics_count_routes_auth_failures_rate_limits_and_pool() {
     let _ = ctx
         .get("/no/such/route/with-secret-looking-path", Cred::None)
         .await;
+    // One record through the group-commit writer (what every signed agent request does).
+    let record = aim_store::AuditRecord {
+        org_id: None,
+        at: 1_780_000_000_000,
+        event_type: "test.metrics".into(),
+        actor: "system".into(),
+        subject: None,
+        payload: serde_json::json!({}),
+        client_addr: None,
+    };
+    assert!(
+        ctx.ts
+            .server
+            .state
+            .writer
+            .commit_record(record, aim_store::DecisionOp::None)
+            .await
+            .unwrap()
+    );
     let (s, body) = metrics_with(&ctx, None).await;
     assert_eq!(s, StatusCode::OK, "loopback may read without a token");
     for needle in [
+        "aim_decision_batch_size_count 1",
+        "aim_decision_batch_size_sum 1.0",
+        "aim_decision_commit_seconds_count 1",
         "aim_http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 1",
         "aim_http_requests_total{method=\"POST\",route=\"/api/v1/auth/login\",status=\"200\"} 1",
         "aim_http_requests_total{method=\"POST\",route=\"/api/v1/auth/login\",status=\"401\"} 1",
