@@ -63,6 +63,12 @@ pub(crate) async fn commit(
     // was given this way.
     let mut db = unsafe { Connection::from_handle(raw.as_ptr()) }.map_err(sqlite_err)?;
     let out = run(&mut db, items);
+    if !db.is_autocommit() {
+        // `run` ends every path with COMMIT or a rollback; should a rollback itself have failed,
+        // sqlx must still get the connection back outside any transaction.
+        tracing::error!("decision batch left a transaction open; rolling back");
+        let _ = db.execute_batch("ROLLBACK");
+    }
     drop(db);
     drop(locked);
     out
