@@ -399,6 +399,13 @@ async fn concurrent_claims_of_one_nonce_have_one_winner(s: &dyn Store) {
     assert_eq!(wins, 1);
 }
 
+/// A signed request of `agent` with `nonce` that inserts `row` (an `agent.action.verified` record).
+fn decision_item(org: Uuid, agent: &str, nonce: &str, row: ActionDecision) -> DecisionWrite {
+    let mut it = item(org, agent, Some(nonce), "agent.action.verified");
+    it.op = DecisionOp::InsertAction(Box::new(row));
+    it
+}
+
 /// Decision rows are written in one statement per batch: only the fresh requests' rows exist,
 /// a replayed request (earlier batch, or earlier in the same batch) inserts none.
 async fn batched_decisions_insert_only_fresh_rows(s: &dyn Store) {
@@ -412,13 +419,12 @@ async fn batched_decisions_insert_only_fresh_rows(s: &dyn Store) {
     .unwrap();
     let agent = "aim_bx_51";
     let decision = |nonce: &str| {
-        let mut it = item(org, agent, Some(nonce), "agent.action.verified");
         let id = Uuid::now_v7();
-        it.op = DecisionOp::InsertAction(Box::new(ActionDecision {
+        let row = ActionDecision {
             resource: format!("r-{nonce}"),
             ..aim_store::testing::decision_row(id, org, agent, ActionStatus::Approved, NOW)
-        }));
-        (it, id)
+        };
+        (decision_item(org, agent, nonce, row), id)
     };
     let (a, ida) = decision("d1");
     let (b, idb) = decision("d2");
@@ -467,15 +473,8 @@ async fn decision_batches_of_every_kind_keep_one_chain(s: &dyn Store) {
     let agent = "aim_kx_61";
     let id = Uuid::now_v7();
     let decision = |nonce: &str| {
-        let mut it = item(org, agent, Some(nonce), "agent.action.verified");
-        it.op = DecisionOp::InsertAction(Box::new(aim_store::testing::decision_row(
-            id,
-            org,
-            agent,
-            ActionStatus::Approved,
-            NOW,
-        )));
-        it
+        let row = aim_store::testing::decision_row(id, org, agent, ActionStatus::Approved, NOW);
+        decision_item(org, agent, nonce, row)
     };
     assert_eq!(
         s.commit_decisions(&[decision("k1")]).await.unwrap(),
