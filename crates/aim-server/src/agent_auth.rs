@@ -181,6 +181,7 @@ impl SignedRequest {
             audit,
             replay_audit: Some(replay_audit),
             op,
+            prepared: None,
         };
         let caller = |s: Self| AgentCaller {
             agent: s.agent,

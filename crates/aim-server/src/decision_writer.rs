@@ -71,12 +71,16 @@ impl DecisionWriter {
             audit,
             replay_audit: None,
             op,
+            prepared: None,
         };
         Ok(self.commit(item).await? == DecisionOutcome::Committed)
     }
 
-    /// Queues `item` and waits until it is durable (or refused as a replay).
-    pub async fn commit(&self, item: DecisionWrite) -> Result<DecisionOutcome, Error> {
+    /// Queues `item` and waits until it is durable (or refused as a replay). The item's audit
+    /// record is canonicalized here, on the caller's task, so that the writer's serial section
+    /// only chains it; a record that cannot be canonicalized fails alone, not its batch.
+    pub async fn commit(&self, mut item: DecisionWrite) -> Result<DecisionOutcome, Error> {
+        item.prepare()?;
         let (reply, wait) = oneshot::channel();
         self.tx
             .send((item, reply))

@@ -197,9 +197,11 @@ pub fn activity_of(rec: &AuditRecord) -> Vec<ActivityDelta> {
 
 /// The deltas of a batch, merged per (agent, day) and sorted by (agent, day) — the order the
 /// upsert locks rows in, so concurrent batches cannot deadlock on them.
-pub fn aggregate_activity(recs: &[AuditRecord]) -> Vec<ActivityDelta> {
+pub fn aggregate_activity<'a>(
+    recs: impl IntoIterator<Item = &'a AuditRecord>,
+) -> Vec<ActivityDelta> {
     let mut by: BTreeMap<(String, i64), ActivityDelta> = BTreeMap::new();
-    for d in recs.iter().flat_map(activity_of) {
+    for d in recs.into_iter().flat_map(activity_of) {
         match by.get_mut(&(d.agent_id.clone(), d.day)) {
             Some(acc) => acc.merge(&d),
             None => {

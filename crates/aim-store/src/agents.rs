@@ -19,6 +19,7 @@ use std::str::FromStr;
 
 use uuid::Uuid;
 
+use crate::audit_chain::{ChainRecord, PreparedAudit};
 use crate::{AuditRecord, Result};
 
 /// Lifecycle state of an agent.
@@ -216,6 +217,27 @@ pub struct DecisionWrite {
     pub replay_audit: Option<AuditRecord>,
     /// The change the request makes, in the same transaction (after its nonce was claimed).
     pub op: DecisionOp,
+    /// `audit` prepared for its chain off the writer's serial path ([`DecisionWrite::prepare`]);
+    /// `None`: the store prepares it. Invariant: made from `audit` as it is committed (a stale
+    /// one would store an entry whose hash does not verify).
+    pub prepared: Option<PreparedAudit>,
+}
+
+impl DecisionWrite {
+    /// Canonicalizes `audit` now (on the caller's thread), so that the batch's writer only chains
+    /// it. Call after the last change to `audit`.
+    pub fn prepare(&mut self) -> Result<()> {
+        self.prepared = Some(PreparedAudit::of(&self.audit)?);
+        Ok(())
+    }
+
+    /// The record this item appends when its nonce was fresh, with its prepared body.
+    pub(crate) fn chain_record(&self) -> ChainRecord<'_> {
+        ChainRecord {
+            rec: &self.audit,
+            prepared: self.prepared.as_ref(),
+        }
+    }
 }
 
 /// The row change of a signed request, applied by [`AgentStore::commit_decisions`] only when the

@@ -13,7 +13,7 @@ pub(crate) use agent_cols;
 macro_rules! impl_agent_store {
     ($store:ident, $conn:ty, $db:ty) => {
         mod agent_store_impl {
-            use super::{append_audit_on, append_audits_on};
+            use super::{append_audit_on, append_chain_records_on};
             use uuid::Uuid;
             use $crate::actions::NewAction;
             use $crate::agents::*;
@@ -545,17 +545,17 @@ macro_rules! impl_agent_store {
                         if fresh && !applied {
                             out.push(DecisionOutcome::Conflict);
                         } else if fresh {
-                            records.push(item.audit.clone());
+                            records.push(item.chain_record());
                             out.push(DecisionOutcome::Committed);
                         } else {
                             if let Some(r) = &item.replay_audit {
-                                records.push(r.clone());
+                                records.push($crate::audit_chain::ChainRecord::plain(r));
                             }
                             out.push(DecisionOutcome::Replayed);
                         }
                     }
                     // One head lock and one head write per chain for the whole group.
-                    append_audits_on(&mut tx, &records).await?;
+                    append_chain_records_on(&mut tx, &records).await?;
                     tx.commit().await?;
                     Ok(out)
                 }

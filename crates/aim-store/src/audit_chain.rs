@@ -15,9 +15,10 @@
 //! Invariants: one chain per organization; system events (no organization) form the chain of
 //! [`SYSTEM_CHAIN`] (the nil UUID), stored with that `org_id` and shown with `orgId: null`.
 
-use aim_core::audit::Entry;
+use aim_core::audit::chain::EntryDigest;
 use aim_core::audit::chain::GENESIS_PREV_HASH;
 use aim_core::audit::merkle::{self, Frontier, Hash, SubtreeId};
+use aim_core::audit::{BodyTemplate, Entry};
 use uuid::Uuid;
 
 use crate::model::{AuditRecord, AuditRow};
@@ -152,35 +153,195 @@ pub fn entry_of_row(row: &AuditRow) -> std::result::Result<Entry, String> {
     })
 }
 
+/// What a record hashes to and stores, computed without knowing its chain position: the
+/// canonical body with `prevHash`/`seq` open and the payload column. Built on the request's
+/// thread ([`crate::DecisionWrite::prepare`]) so that the chain's single writer only fills in
+/// the position. Invariant: describes the record it was prepared from, unchanged since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedAudit {
+    template: BodyTemplate,
+    payload: String,
+}
+
+impl PreparedAudit {
+    /// Prepares `rec` (canonical JSON of its entry body and of its payload). The payload column
+    /// is stored in its RFC 8785 form, so that its entry body can be hashed again (by the
+    /// verifiers) without parsing it.
+    pub fn of(rec: &AuditRecord) -> Result<Self> {
+        let payload = aim_core::canonical::jcs_string(&rec.payload)
+            .map_err(|e| Error::Invalid(format!("audit payload: {e}")))?;
+        let template = template(
+            rec.org_id,
+            rec.at,
+            &rec.event_type,
+            &rec.actor,
+            &rec.subject,
+            rec.client_addr.as_deref(),
+            &payload,
+            || Ok(rec.payload.clone()),
+        )?;
+        Ok(PreparedAudit { template, payload })
+    }
+}
+
+/// The body template of an entry from its columns. `payload` is the column text; when the
+/// details it makes are provably canonical (the usual case since payloads are stored in JCS
+/// form, see [`PreparedAudit::of`]) they are spliced in without parsing, else `parsed` provides
+/// the value for the generic JCS path. Both give the same bytes (`aim_core::audit::BodyTemplate`).
+#[allow(clippy::too_many_arguments)]
+fn template(
+    org_id: Option<Uuid>,
+    at: i64,
+    event_type: &str,
+    actor: &str,
+    subject: &Option<String>,
+    client_addr: Option<&str>,
+    payload: &str,
+    parsed: impl FnOnce() -> std::result::Result<serde_json::Value, String>,
+) -> Result<BodyTemplate> {
+    let hashing =
+        |err: aim_core::Error| Error::Invalid(format!("audit record cannot be hashed: {err}"));
+    let time = time_of(at)?;
+    let actor = Some(actor.to_string());
+    let org = org_id.filter(|o| !o.is_nil());
+    let client = serde_json::to_string(&client_addr)
+        .map_err(|e| Error::Invalid(format!("audit client address: {e}")))?;
+    let org = match org {
+        Some(o) => format!("\"{o}\""),
+        None => "null".to_string(),
+    };
+    let mut spliced = String::with_capacity(payload.len() + client.len() + org.len() + 40);
+    spliced.push_str("{\"clientAddr\":");
+    spliced.push_str(&client);
+    spliced.push_str(",\"orgId\":");
+    spliced.push_str(&org);
+    spliced.push_str(",\"payload\":");
+    spliced.push_str(payload);
+    spliced.push('}');
+    if let Some(t) =
+        BodyTemplate::from_canonical_details(&time, event_type, &actor, subject, spliced.as_bytes())
+            .map_err(hashing)?
+    {
+        return Ok(t);
+    }
+    let payload = parsed().map_err(|e| Error::Invalid(format!("audit payload: {e}")))?;
+    let details = details(org_id, &payload, client_addr);
+    BodyTemplate::new(&time, event_type, &actor, subject, &details).map_err(hashing)
+}
+
+/// The digest a stored row verifies with (its stored `seq`, `prevHash`, `hash`, and the hash of
+/// the entry its columns make), through [`template`]'s fast path when the payload column is
+/// canonical. `Err` is the reason the row cannot be read as an entry. Same result as
+/// `EntryDigest::of_entry(&entry_of_row(row)?)`.
+pub fn digest_of_row(row: &AuditRow) -> std::result::Result<EntryDigest, String> {
+    let seq = row
+        .seq
+        .and_then(|s| u64::try_from(s).ok())
+        .ok_or("row has no sequence number")?;
+    let raw32 = |v: &Option<Vec<u8>>, what: &str| -> std::result::Result<Hash, String> {
+        v.as_deref()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| format!("row has no 32-byte {what}"))
+    };
+    let prev_hash = raw32(&row.prev_hash, "prevHash")?;
+    let stored = raw32(&row.hash, "hash")?;
+    if seq > aim_core::audit::chain::MAX_SEQ {
+        return Err(format!("seq {seq} exceeds the maximum"));
+    }
+    let t = template(
+        row.org_id,
+        row.at,
+        &row.event_type,
+        &row.actor,
+        &row.subject,
+        row.client_addr.as_deref(),
+        &row.payload,
+        || serde_json::from_str(&row.payload).map_err(|e| format!("payload is not JSON: {e}")),
+    )
+    .map_err(|e| e.to_string())?;
+    let computed = t.hash(seq, &prev_hash).map_err(|e| e.to_string())?;
+    Ok(EntryDigest {
+        seq,
+        prev_hash,
+        stored,
+        computed,
+    })
+}
+
+/// A record queued for its chain, with its [`PreparedAudit`] when the caller made one.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainRecord<'a> {
+    pub rec: &'a AuditRecord,
+    pub prepared: Option<&'a PreparedAudit>,
+}
+
+impl<'a> ChainRecord<'a> {
+    /// A record the writer prepares itself.
+    pub fn plain(rec: &'a AuditRecord) -> Self {
+        ChainRecord {
+            rec,
+            prepared: None,
+        }
+    }
+}
+
+/// One entry of a [`Planned`] append.
+#[derive(Debug)]
+pub struct PlannedEntry {
+    /// Index of the record in the caller's batch.
+    pub index: usize,
+    pub seq: u64,
+    /// Raw `prevHash` and `hash`.
+    pub prev: Hash,
+    pub hash: Hash,
+    /// The `payload` column (RFC 8785 JSON of the record's payload).
+    pub payload: String,
+}
+
 /// What appending a batch to one chain writes.
 #[derive(Debug)]
 pub struct Planned {
-    /// `(record index in the batch, entry)`, in chain order.
-    pub entries: Vec<(usize, Entry, Hash)>,
+    /// In chain order.
+    pub entries: Vec<PlannedEntry>,
     /// Perfect subtrees closed by the batch (level 0 = leaves).
     pub nodes: Vec<(SubtreeId, Hash)>,
     pub head: ChainHead,
 }
 
-/// Appends `records` (indices into the caller's batch) to `head`, in order.
-pub fn plan(mut head: ChainHead, batch: &[AuditRecord], indices: &[usize]) -> Result<Planned> {
+/// Appends `batch[i]` for each `i` of `indices` to `head`, in order. Records without a
+/// [`PreparedAudit`] are prepared here.
+pub fn plan(mut head: ChainHead, batch: &[ChainRecord], indices: &[usize]) -> Result<Planned> {
     let mut entries = Vec::with_capacity(indices.len());
     let mut nodes = Vec::with_capacity(indices.len() * 2);
     for &i in indices {
-        let e = seal(&batch[i], head.size, &head.head_hash)?;
-        let leaf = e.leaf_hash().map_err(|err| corrupt(&err.to_string()))?;
+        let owned;
+        let prepared = match batch[i].prepared {
+            Some(p) => p,
+            None => {
+                owned = PreparedAudit::of(batch[i].rec)?;
+                &owned
+            }
+        };
+        let seq = head.size;
+        let hash = prepared
+            .template
+            .hash(seq, &head.head_hash)
+            .map_err(|err| Error::Invalid(format!("audit record cannot be hashed: {err}")))?;
+        let leaf = merkle::leaf_hash(&hash);
         nodes.extend(
             merkle::closed_subtrees(&head.frontier, leaf)
                 .ok_or_else(|| corrupt("frontier size differs from chain size"))?,
         );
         head.frontier.push(leaf);
-        let raw: Hash = hex::decode(&e.hash)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| corrupt("entry hash is not hex"))?;
-        head.head_hash = raw;
+        entries.push(PlannedEntry {
+            index: i,
+            seq,
+            prev: head.head_hash,
+            hash,
+            payload: prepared.payload.clone(),
+        });
+        head.head_hash = hash;
         head.size += 1;
-        entries.push((i, e, raw));
     }
     Ok(Planned {
         entries,
@@ -193,6 +354,67 @@ pub fn plan(mut head: ChainHead, batch: &[AuditRecord], indices: &[usize]) -> Re
 mod tests {
     use super::*;
     use aim_core::audit::ChainVerifier;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// A row's digest through the spliced fast path equals the strict one (parse, JCS,
+        /// SHA-256) for any payload text, canonical or not, and a prepared record hashes like its
+        /// sealed entry.
+        #[test]
+        fn row_digests_and_prepared_records_match_the_strict_path(
+            payload in prop_oneof![
+                // serde_json's own output of assorted values (canonical when keys are ASCII and
+                // numbers integers)...
+                "[a-z\"\\\\é😀\u{1}\n ]{0,6}".prop_map(|k| serde_json::json!({k.clone(): [1, -2, k], "a": {"z": null, "b": 1.5}}).to_string()),
+                "[a-z]{0,3}".prop_map(|k| serde_json::json!({"n": 9007199254740993_u64, "m": {k: true}}).to_string()),
+                // ...and arbitrary texts (whitespace, duplicate keys, escapes, not JSON at all).
+                "[{}\\[\\]\":, a-c0-9.eE\\\\u-]{0,24}",
+            ],
+            org in prop_oneof![Just(None), Just(Some(Uuid::nil())), Just(Some(Uuid::from_u128(7)))],
+            client in proptest::option::of("[ -~]{0,8}"),
+            subject in proptest::option::of("[ -~é]{0,8}"),
+            seq in 0u64..5,
+            prev in any::<[u8; 32]>(),
+            stored in any::<[u8; 32]>(),
+        ) {
+            let row = AuditRow {
+                id: Uuid::nil(),
+                org_id: org,
+                at: 1_780_000_000_123,
+                event_type: "agent.action.verified".into(),
+                actor: "agent:a\"b".into(),
+                subject,
+                payload: payload.clone(),
+                client_addr: client,
+                seq: Some(seq as i64),
+                prev_hash: Some(prev.to_vec()),
+                hash: Some(stored.to_vec()),
+            };
+            let strict = entry_of_row(&row).and_then(|e| EntryDigest::of_entry(&e));
+            let fast = digest_of_row(&row);
+            prop_assert_eq!(strict.is_ok(), fast.is_ok(), "{:?} vs {:?}", strict, fast);
+            if let (Ok(a), Ok(b)) = (strict, fast) {
+                prop_assert_eq!(a, b);
+            }
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&payload) {
+                let rec = AuditRecord {
+                    org_id: row.org_id,
+                    at: row.at,
+                    event_type: row.event_type.clone(),
+                    actor: row.actor.clone(),
+                    subject: row.subject.clone(),
+                    payload: value,
+                    client_addr: row.client_addr.clone(),
+                };
+                let p = PreparedAudit::of(&rec).unwrap();
+                let prev = if seq == 0 { [0; 32] } else { prev };
+                let e = seal(&rec, seq, &prev).unwrap();
+                prop_assert_eq!(hex::encode(p.template.hash(seq, &prev).unwrap()), e.hash);
+            }
+        }
+    }
 
     fn rec(i: i64) -> AuditRecord {
         AuditRecord {
@@ -207,8 +429,32 @@ mod tests {
     }
 
     #[test]
+    fn payloads_are_stored_in_canonical_form() {
+        // serde_json keeps insertion order in this workspace (`preserve_order`): the column must
+        // not depend on it.
+        let mut r = rec(1);
+        r.payload = serde_json::from_str(r#"{"b": 1, "a": {"d": [true], "c": "é"}}"#).unwrap();
+        assert_eq!(
+            PreparedAudit::of(&r).unwrap().payload,
+            r#"{"a":{"c":"é","d":[true]},"b":1}"#
+        );
+    }
+
+    #[test]
     fn planned_entries_verify_with_aim_core_and_resume_from_a_head() {
-        let batch: Vec<AuditRecord> = (0..13).map(rec).collect();
+        let recs: Vec<AuditRecord> = (0..13).map(rec).collect();
+        // Odd records come prepared (as from a request thread), even ones are prepared by `plan`.
+        let prepared: Vec<PreparedAudit> =
+            recs.iter().map(|r| PreparedAudit::of(r).unwrap()).collect();
+        let batch: Vec<ChainRecord> = recs
+            .iter()
+            .zip(&prepared)
+            .enumerate()
+            .map(|(i, (rec, p))| ChainRecord {
+                rec,
+                prepared: (i % 2 == 1).then_some(p),
+            })
+            .collect();
         let first = plan(ChainHead::empty(), &batch, &[0, 1, 2, 3, 4]).unwrap();
         let cols = ChainHead::from_columns(
             first.head.size as i64,
@@ -220,8 +466,15 @@ mod tests {
         let rest: Vec<usize> = (5..13).collect();
         let second = plan(cols, &batch, &rest).unwrap();
         let mut v = ChainVerifier::new();
-        for (_, e, _) in first.entries.iter().chain(&second.entries) {
-            v.push_entry(e).unwrap();
+        for p in first.entries.iter().chain(&second.entries) {
+            // The entry the strict path seals at that position is the one planned.
+            let e = seal(&recs[p.index], p.seq, &p.prev).unwrap();
+            assert_eq!(e.hash, hex::encode(p.hash));
+            assert_eq!(
+                p.payload,
+                aim_core::canonical::jcs_string(&recs[p.index].payload).unwrap()
+            );
+            v.push_entry(&e).unwrap();
         }
         let summary = v.finish();
         assert_eq!(summary.size, 13);

@@ -69,9 +69,19 @@ macro_rules! impl_store {
         /// transaction holds the database write lock before it reads the head.
         #[allow(dead_code)]
         async fn append_audits_on(conn: &mut $conn, recs: &[AuditRecord]) -> Result<()> {
+            let batch: Vec<_> = recs.iter().map($crate::audit_chain::ChainRecord::plain).collect();
+            append_chain_records_on(conn, &batch).await
+        }
+
+        /// [`append_audits_on`] for records that may come with their bodies prepared.
+        #[allow(dead_code)]
+        async fn append_chain_records_on(
+            conn: &mut $conn,
+            batch: &[$crate::audit_chain::ChainRecord<'_>],
+        ) -> Result<()> {
             use $crate::audit_chain::{chain_of, plan, ChainHead};
             // Invalidations first: the head lock below must stay the transaction's last write.
-            let events: Vec<_> = recs.iter().filter_map($crate::actions::cache_event_of).collect();
+            let events: Vec<_> = batch.iter().filter_map(|c| $crate::actions::cache_event_of(c.rec)).collect();
             for chunk in events.chunks(1000) {
                 let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::CACHE_EVENT_INTO);
                 qb.push_values(chunk, |mut b, e| {
@@ -84,7 +94,7 @@ macro_rules! impl_store {
             }
             // Trust evidence counters, also before the head lock (see `crate::activity`): one row
             // per (agent, day), upserted in ascending (agent, day) order.
-            let activity = $crate::activity::aggregate_activity(recs);
+            let activity = $crate::activity::aggregate_activity(batch.iter().map(|c| c.rec));
             for chunk in activity.chunks(500) {
                 let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::ACTIVITY_INTO);
                 qb.push_values(chunk, |mut b, d| {
@@ -105,11 +115,11 @@ macro_rules! impl_store {
                 qb.build().execute(&mut *conn).await?;
             }
             let mut chains: std::collections::BTreeMap<Uuid, Vec<usize>> = Default::default();
-            for (i, r) in recs.iter().enumerate() {
-                chains.entry(chain_of(r.org_id)).or_default().push(i);
+            for (i, c) in batch.iter().enumerate() {
+                chains.entry(chain_of(c.rec.org_id)).or_default().push(i);
             }
             for (chain, idx) in chains {
-                let updated_at = idx.iter().map(|&i| recs[i].at).max().unwrap_or(0);
+                let updated_at = idx.iter().map(|&i| batch[i].rec.at).max().unwrap_or(0);
                 let (size, head_hash, frontier): (i64, Vec<u8>, Vec<u8>) = sqlx::query_as($crate::write_sql::AUDIT_HEAD_LOCK)
                 .bind(chain)
                 .bind(vec![0u8; 32])
@@ -118,30 +128,22 @@ macro_rules! impl_store {
                 .fetch_one(&mut *conn)
                 .await?;
                 let head = ChainHead::from_columns(size, &head_hash, &frontier)?;
-                let mut prev = head.head_hash;
-                let planned = plan(head, recs, &idx)?;
+                let planned = plan(head, batch, &idx)?;
                 for chunk in planned.entries.chunks(1000) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::AUDIT_ENTRY_INTO);
-                    let mut rows = Vec::with_capacity(chunk.len());
-                    for (i, e, raw) in chunk {
-                        let r = &recs[*i];
-                        let payload = serde_json::to_string(&r.payload)
-                            .map_err(|e| Error::Invalid(format!("audit payload: {e}")))?;
-                        rows.push((r, payload, e.seq as i64, prev.to_vec(), raw.to_vec()));
-                        prev = *raw;
-                    }
-                    qb.push_values(rows, |mut b, (r, payload, seq, prev_hash, hash)| {
+                    qb.push_values(chunk, |mut b, p| {
+                        let r = batch[p.index].rec;
                         b.push_bind(Uuid::now_v7())
                             .push_bind(chain)
                             .push_bind(r.at)
                             .push_bind(r.event_type.clone())
                             .push_bind(r.actor.clone())
                             .push_bind(r.subject.clone())
-                            .push_bind(payload)
+                            .push_bind(p.payload.clone())
                             .push_bind(r.client_addr.clone())
-                            .push_bind(seq)
-                            .push_bind(prev_hash)
-                            .push_bind(hash);
+                            .push_bind(p.seq as i64)
+                            .push_bind(p.prev.to_vec())
+                            .push_bind(p.hash.to_vec());
                     });
                     qb.build().execute(&mut *conn).await?;
                 }

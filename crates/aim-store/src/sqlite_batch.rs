@@ -32,8 +32,7 @@ use sqlx::SqlitePool;
 use uuid::Uuid;
 
 use crate::agents::{DecisionOp, DecisionOutcome, DecisionWrite};
-use crate::audit_chain::{ChainHead, chain_of, plan};
-use crate::model::AuditRecord;
+use crate::audit_chain::{ChainHead, ChainRecord, chain_of, plan};
 use crate::write_sql::*;
 use crate::{Error, Result};
 
@@ -126,7 +125,7 @@ fn batch(db: &Connection, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome
     for (item, fresh) in items.iter().zip(fresh) {
         if !fresh {
             if let Some(r) = &item.replay_audit {
-                records.push(r.clone());
+                records.push(ChainRecord::plain(r));
             }
             out.push(DecisionOutcome::Replayed);
             continue;
@@ -190,7 +189,7 @@ fn batch(db: &Connection, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome
             }
         };
         if applied {
-            records.push(item.audit.clone());
+            records.push(item.chain_record());
             out.push(DecisionOutcome::Committed);
         } else {
             out.push(DecisionOutcome::Conflict);
@@ -203,10 +202,10 @@ fn batch(db: &Connection, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome
 /// [`crate::sql`]'s `append_audits_on` for this connection: invalidations and trust counters
 /// first, then per chain (ascending id) the head lock, the entries, the closed subtrees and the
 /// new head — the head lock stays the transaction's last lock taken.
-fn append_audits(db: &Connection, recs: &[AuditRecord]) -> Result<()> {
+fn append_audits(db: &Connection, recs: &[ChainRecord]) -> Result<()> {
     let events: Vec<_> = recs
         .iter()
-        .filter_map(crate::actions::cache_event_of)
+        .filter_map(|c| crate::actions::cache_event_of(c.rec))
         .collect();
     if !events.is_empty() {
         let mut stmt = db
@@ -217,7 +216,7 @@ fn append_audits(db: &Connection, recs: &[AuditRecord]) -> Result<()> {
                 .map_err(sqlite_err)?;
         }
     }
-    let activity = crate::activity::aggregate_activity(recs);
+    let activity = crate::activity::aggregate_activity(recs.iter().map(|c| c.rec));
     if !activity.is_empty() {
         let mut stmt = db
             .prepare(&format!(
@@ -244,8 +243,8 @@ fn append_audits(db: &Connection, recs: &[AuditRecord]) -> Result<()> {
         }
     }
     let mut chains: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
-    for (i, r) in recs.iter().enumerate() {
-        chains.entry(chain_of(r.org_id)).or_default().push(i);
+    for (i, c) in recs.iter().enumerate() {
+        chains.entry(chain_of(c.rec.org_id)).or_default().push(i);
     }
     if chains.is_empty() {
         return Ok(());
@@ -259,7 +258,7 @@ fn append_audits(db: &Connection, recs: &[AuditRecord]) -> Result<()> {
         .map_err(sqlite_err)?;
     let mut head_update = db.prepare(AUDIT_HEAD_UPDATE).map_err(sqlite_err)?;
     for (chain, idx) in chains {
-        let updated_at = idx.iter().map(|&i| recs[i].at).max().unwrap_or(0);
+        let updated_at = idx.iter().map(|&i| recs[i].rec.at).max().unwrap_or(0);
         let (size, head_hash, frontier): (i64, Vec<u8>, Vec<u8>) = lock
             .query_row(
                 params![
@@ -274,12 +273,9 @@ fn append_audits(db: &Connection, recs: &[AuditRecord]) -> Result<()> {
             .map_err(sqlite_err)?
             .ok_or_else(|| Error::Corrupt("audit head lock returned no row".into()))?;
         let head = ChainHead::from_columns(size, &head_hash, &frontier)?;
-        let mut prev = head.head_hash;
         let planned = plan(head, recs, &idx)?;
-        for (i, e, raw) in &planned.entries {
-            let r = &recs[*i];
-            let payload = serde_json::to_string(&r.payload)
-                .map_err(|e| Error::Invalid(format!("audit payload: {e}")))?;
+        for p in &planned.entries {
+            let r = recs[p.index].rec;
             entry
                 .execute(params![
                     Uuid::now_v7().as_bytes(),
@@ -288,14 +284,13 @@ fn append_audits(db: &Connection, recs: &[AuditRecord]) -> Result<()> {
                     r.event_type,
                     r.actor,
                     r.subject,
-                    payload,
+                    p.payload,
                     r.client_addr,
-                    e.seq as i64,
-                    prev.as_slice(),
-                    raw.as_slice(),
+                    p.seq as i64,
+                    p.prev.as_slice(),
+                    p.hash.as_slice(),
                 ])
                 .map_err(sqlite_err)?;
-            prev = *raw;
         }
         for ((level, i), h) in &planned.nodes {
             node.execute(params![

@@ -222,6 +222,7 @@ fn decision(
         op: DecisionOp::InsertAction(Box::new(aim_store::testing::decision_row(
             id, org, agent, status, at,
         ))),
+        prepared: None,
     }];
     if reported {
         out.push(DecisionWrite {
@@ -236,6 +237,7 @@ fn decision(
                 detail: None,
                 at: at + 1_000,
             },
+            prepared: None,
         });
     }
     out

@@ -340,6 +340,7 @@ fn item(org: Uuid, agent: &str, nonce: Option<&str>, ev: &str) -> DecisionWrite 
         audit: audit(org, ev),
         replay_audit: Some(audit(org, "replayed")),
         op: DecisionOp::None,
+        prepared: None,
     }
 }
 
@@ -492,9 +493,15 @@ async fn decision_batches_of_every_kind_keep_one_chain(s: &dyn Store) {
         };
         it
     };
+    // Some items come with their records prepared on the caller's thread (as the server's
+    // writer queue does), some without: one chain either way, on both write paths.
+    let prepared = |mut it: DecisionWrite| {
+        it.prepare().unwrap();
+        it
+    };
     // Reported twice in one batch: the second finds the result already set.
     assert_eq!(
-        s.commit_decisions(&[report("k2", "done"), report("k3", "again")])
+        s.commit_decisions(&[prepared(report("k2", "done")), report("k3", "again")])
             .await
             .unwrap(),
         vec![Committed, Conflict]
@@ -519,7 +526,7 @@ async fn decision_batches_of_every_kind_keep_one_chain(s: &dyn Store) {
         note: None,
     }));
     assert_eq!(
-        s.commit_decisions(&[request, item(org, agent, Some("k5"), "ok")])
+        s.commit_decisions(&[request, prepared(item(org, agent, Some("k5"), "ok"))])
             .await
             .unwrap(),
         vec![Committed, Committed]
@@ -533,7 +540,7 @@ async fn decision_batches_of_every_kind_keep_one_chain(s: &dyn Store) {
     );
     assert_eq!(s.audit_head(org).await.unwrap().size, size);
     assert_eq!(
-        s.commit_decisions(&[item(org, agent, Some("k6"), "ok"), decision("k1")])
+        s.commit_decisions(&[prepared(item(org, agent, Some("k6"), "ok")), decision("k1")])
             .await
             .unwrap(),
         vec![Committed, Replayed]

@@ -185,6 +185,111 @@ impl Entry {
     }
 }
 
+/// An entry's canonical body with its two chain-position members (`prevHash`, `seq`) left open.
+///
+/// Canonicalizing `details` is most of the cost of hashing an entry, and it does not depend on
+/// where the entry lands in the chain. A server builds the template on the request's thread and
+/// its single chain writer only fills in the position: two short byte strings and one SHA-256.
+///
+/// Invariant (tested against [`Entry::expected_hash`] over arbitrary members): for every
+/// `seq ≤ MAX_SEQ` and 32-byte `prev`, [`BodyTemplate::hash`] is the raw SHA-256 of the JCS body
+/// of the entry with those members. It holds because JCS sorts the top-level keys as `actor`,
+/// `details`, `eventType`, `prevHash`, `seq`, `subject`, `time`: `prevHash` and `seq` are adjacent
+/// and only `subject` and `time` (strings or `null`, whose quotes are always escaped) follow them,
+/// so the last occurrence of the placeholder text is the top-level one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyTemplate {
+    /// Canonical bytes up to and including `"prevHash":"`.
+    head: Vec<u8>,
+    /// Canonical bytes from the member after `seq` (`,"subject":...}`) to the end.
+    tail: Vec<u8>,
+}
+
+impl BodyTemplate {
+    /// The template of an entry with these members (`time` as stored, RFC 3339 with milliseconds).
+    pub fn new(
+        time: &str,
+        event_type: &str,
+        actor: &Option<String>,
+        subject: &Option<String>,
+        details: &serde_json::Value,
+    ) -> Result<Self> {
+        let body = jcs(&Body {
+            seq: 0,
+            time,
+            event_type,
+            actor,
+            subject,
+            details,
+            prev_hash: GENESIS_PREV_HASH,
+        })?;
+        let open = b",\"prevHash\":\"";
+        let mut placeholder = open.to_vec();
+        placeholder.extend_from_slice(GENESIS_PREV_HASH.as_bytes());
+        placeholder.extend_from_slice(b"\",\"seq\":0");
+        let at = body
+            .windows(placeholder.len())
+            .rposition(|w| w == placeholder.as_slice())
+            .ok_or_else(|| {
+                Error::invalid("audit entry body", "no top-level prevHash/seq members")
+            })?;
+        Ok(BodyTemplate {
+            head: body[..at + open.len()].to_vec(),
+            tail: body[at + placeholder.len()..].to_vec(),
+        })
+    }
+
+    /// The template of an entry whose `details` are already serialized, without parsing them:
+    /// `None` when `details` is not provably canonical JCS (then build it with
+    /// [`BodyTemplate::new`] from the parsed value). For canonical `details` both constructors
+    /// give the same template.
+    pub fn from_canonical_details(
+        time: &str,
+        event_type: &str,
+        actor: &Option<String>,
+        subject: &Option<String>,
+        details: &[u8],
+    ) -> Result<Option<Self>> {
+        if !fastline::canonical_value(details) {
+            return Ok(None);
+        }
+        let mut head = Vec::with_capacity(details.len() + 128);
+        head.extend_from_slice(b"{\"actor\":");
+        head.extend_from_slice(&jcs(actor)?);
+        head.extend_from_slice(b",\"details\":");
+        head.extend_from_slice(details);
+        head.extend_from_slice(b",\"eventType\":");
+        head.extend_from_slice(&jcs(&event_type)?);
+        head.extend_from_slice(b",\"prevHash\":\"");
+        let mut tail = Vec::with_capacity(96);
+        tail.extend_from_slice(b",\"subject\":");
+        tail.extend_from_slice(&jcs(subject)?);
+        tail.extend_from_slice(b",\"time\":");
+        tail.extend_from_slice(&jcs(&time)?);
+        tail.push(b'}');
+        Ok(Some(BodyTemplate { head, tail }))
+    }
+
+    /// Raw SHA-256 of the canonical body with `seq` and `prevHash` = hex of `prev` (all zeros,
+    /// i.e. [`GENESIS_PREV_HASH`], for a well-formed `seq` 0).
+    pub fn hash(&self, seq: u64, prev: &Hash) -> Result<Hash> {
+        if seq > MAX_SEQ {
+            return Err(Error::State(format!(
+                "the audit log is full: seq cannot exceed {MAX_SEQ}"
+            )));
+        }
+        let mut prev_hex = [0u8; 64];
+        hex::encode_to_slice(prev, &mut prev_hex).expect("64 hex digits for 32 bytes");
+        let mut h = Sha256::new();
+        h.update(&self.head);
+        h.update(prev_hex);
+        h.update(b"\",\"seq\":");
+        h.update(seq.to_string().as_bytes());
+        h.update(&self.tail);
+        Ok(h.finalize().into())
+    }
+}
+
 /// Decodes exactly 64 lowercase hex digits.
 pub(crate) fn parse_hex32(s: &str) -> Option<Hash> {
     parse_hex32_bytes(s.as_bytes())
@@ -261,7 +366,7 @@ impl EntryDigest {
     /// accepts only lines it can prove to be canonical JCS of an entry (no whitespace, members in
     /// the fixed order, strings without `\/`, `\u` escapes only for control characters other than
     /// `\b\f\n\r\t`, lowercase hex, object keys plain ASCII and strictly increasing, numbers only
-    /// integers of magnitude ≤ 2^53 without sign on zero, nesting ≤ 32). For such a line, removing
+    /// in the form JCS prints them (the ECMAScript form of their double), nesting ≤ 32). For such a line, removing
     /// the member `"hash":"<64 hex>",` yields exactly the canonical body, so the hash is computed
     /// over the line's own bytes with no parsing into `serde_json::Value` and no re-serialization.
     /// Anything the fast path cannot prove canonical (floats, non-ASCII keys, deep nesting,
@@ -740,21 +845,23 @@ mod fastline {
             self.uint_upto(MAX_SEQ)
         }
 
+        /// A number exactly as JCS prints it: the ECMAScript form of the double it denotes
+        /// (RFC 8785 §3.2.2.3), which is valid JSON; so `-0`, `1.0`, `1E3`, `+1` and integers
+        /// beyond 2^53 that do not survive the double are refused.
         fn number(&mut self) -> Option<()> {
-            let neg = self.peek()? == b'-';
-            if neg {
+            let start = self.i;
+            while matches!(
+                self.peek(),
+                Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            ) {
                 self.i += 1;
             }
-            // Integers up to 2^53 are printed by ECMAScript exactly as written (no exponent, no
-            // fraction); `-0` is printed as `0`, so it is not canonical.
-            let v = self.uint_upto(1 << 53)?;
-            if neg && v == 0 {
+            let token = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+            let value: f64 = token.parse().ok()?;
+            if !value.is_finite() {
                 return None;
             }
-            if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
-                return None;
-            }
-            Some(())
+            (ryu_js::Buffer::new().format_finite(value) == token).then_some(())
         }
 
         /// Canonical decimal digits (no leading zero) of a value at most `max` (< 10^16).
@@ -836,6 +943,17 @@ mod fastline {
                 _ => None,
             }
         }
+    }
+
+    /// Whether `b` is provably the canonical JCS form of one JSON value (the same rules as a
+    /// line's `details`; see [`super::EntryDigest::of_line`]). `false` does not mean it is not
+    /// canonical, only that this validator cannot prove it.
+    pub(super) fn canonical_value(b: &[u8]) -> bool {
+        if std::str::from_utf8(b).is_err() {
+            return false;
+        }
+        let mut c = Cursor { b, i: 0 };
+        c.value(0).is_some() && c.i == b.len()
     }
 
     /// See [`super::EntryDigest::of_line`].
@@ -959,12 +1077,11 @@ mod tests {
         let line = e.canonical_line().unwrap();
         let fast = fastline::digest(&line).expect("fast path accepts canonical line");
         assert_eq!(fast, EntryDigest::of_entry(&e).unwrap());
-        // Floats are left to the strict path, which accepts the canonical form.
-        let f = sample(json!({"x": 0.5}));
+        // Fractions in their canonical form take the fast path too.
+        let f = sample(json!({"x": 0.5, "y": -1.5e-7, "z": 1e21}));
         let fl = f.canonical_line().unwrap();
-        assert!(fastline::digest(&fl).is_none());
         assert_eq!(
-            EntryDigest::of_line(&fl, false).unwrap(),
+            fastline::digest(&fl).expect("canonical numbers"),
             EntryDigest::of_entry(&f).unwrap()
         );
         // Non-canonical variants are rejected by both paths.
@@ -1003,8 +1120,98 @@ mod tests {
         })
     }
 
+    #[test]
+    fn typical_details_take_the_fast_template() {
+        let details = json!({"clientAddr": "10.0.0.1", "orgId": null,
+            "payload": {"actionId": "0190", "n": [1, -2, 9007199254740992_u64], "s": "é\"\\\n\u{1}"}});
+        let (actor, subject) = (Some("agent:a".to_string()), None);
+        let slow =
+            BodyTemplate::new("2026-05-28T00:00:00.123Z", "e", &actor, &subject, &details).unwrap();
+        let text = jcs(&details).unwrap();
+        let fast = BodyTemplate::from_canonical_details(
+            "2026-05-28T00:00:00.123Z",
+            "e",
+            &actor,
+            &subject,
+            &text,
+        );
+        assert_eq!(fast.unwrap(), Some(slow));
+        // Numbers in their JCS (ECMAScript) form are proven canonical, fractions included.
+        for good in [
+            &b"[0.62]"[..],
+            b"[-1.5e-7]",
+            b"[1e+21]",
+            b"[9007199254740992]",
+            b"[0]",
+        ] {
+            assert!(
+                BodyTemplate::from_canonical_details("t", "e", &None, &None, good)
+                    .unwrap()
+                    .is_some(),
+                "{}",
+                String::from_utf8_lossy(good)
+            );
+        }
+        // Not provably canonical: whitespace, unsorted keys, a float, trailing bytes.
+        for bad in [
+            &b"{ \"a\":1}"[..],
+            b"{\"b\":1,\"a\":2}",
+            b"[1.50]",
+            b"[1E3]",
+            b"[-0]",
+            b"[+1]",
+            b"[.5]",
+            b"[1e21]",
+            b"[9007199254740993]",
+            b"[1e400]",
+            b"{}x",
+            b"\"\\u00e9\"",
+        ] {
+            assert_eq!(
+                BodyTemplate::from_canonical_details("t", "e", &None, &None, bad).unwrap(),
+                None
+            );
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A template filled in at any position hashes exactly like the strict path, whatever the
+        /// members hold (including `details` that contain the placeholder text itself).
+        #[test]
+        fn body_template_hashes_like_the_entry(
+            details in arb_json(),
+            seq in prop_oneof![Just(0u64), Just(1u64), Just(9u64), Just(10u64), Just(MAX_SEQ), 0..MAX_SEQ],
+            prev in any::<[u8; 32]>(),
+            actor in proptest::option::of("[ -~é\"\\\\]{0,12}"),
+            subject in proptest::option::of("[ -~é\"\\\\]{0,12}"),
+        ) {
+            let placeholder = json!({"a": 1, "prevHash": GENESIS_PREV_HASH, "seq": 0, "subject": null});
+            for details in [details.clone(), json!({"x": details, "y": placeholder})] {
+                let e = Entry {
+                    seq,
+                    time: "2026-05-28T00:00:00.123Z".into(),
+                    event_type: "action.verified".into(),
+                    actor: actor.clone(),
+                    subject: subject.clone(),
+                    details,
+                    prev_hash: hex::encode(prev),
+                    hash: String::new(),
+                };
+                let t = BodyTemplate::new(&e.time, &e.event_type, &e.actor, &e.subject, &e.details).unwrap();
+                prop_assert_eq!(hex::encode(t.hash(seq, &prev).unwrap()), e.expected_hash().unwrap());
+                // From serialized details: canonical ones give the same template; anything else
+                // (here serde_json's own output, which differs for floats and key order of
+                // non-ASCII keys) is either proven canonical or refused, never mis-hashed.
+                for text in [jcs(&e.details).unwrap(), serde_json::to_vec(&e.details).unwrap()] {
+                    let fast = BodyTemplate::from_canonical_details(&e.time, &e.event_type, &e.actor, &e.subject, &text).unwrap();
+                    if let Some(fast) = fast {
+                        prop_assert_eq!(&fast, &t);
+                    }
+                }
+            }
+        }
 
         /// The fast path accepts only lines the strict path accepts, with the same digest, and it
         /// accepts typical canonical lines; mutated bytes never make the two paths disagree.

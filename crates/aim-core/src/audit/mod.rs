@@ -14,6 +14,6 @@ pub mod checkpoint;
 pub mod file;
 pub mod merkle;
 
-pub use chain::{ChainVerifier, Entry, NewEntry, Problem, ProblemKind};
+pub use chain::{BodyTemplate, ChainVerifier, Entry, NewEntry, Problem, ProblemKind};
 pub use checkpoint::Checkpoint;
 pub use file::{AuditFile, InclusionProof, VerifyReport};

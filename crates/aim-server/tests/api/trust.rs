@@ -111,6 +111,7 @@ async fn decide(ctx: &Ctx, org: Uuid, agent: &str, status: ActionStatus, codes: 
             ),
             replay_audit: None,
             op: DecisionOp::InsertAction(Box::new(row)),
+            prepared: None,
         }])
         .await
         .unwrap();
@@ -146,6 +147,7 @@ async fn report(ctx: &Ctx, org: Uuid, agent: &str, action: Uuid, ok: bool) -> De
                 detail: None,
                 at: now,
             },
+            prepared: None,
         }])
         .await
         .unwrap()[0]
