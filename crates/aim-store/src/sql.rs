@@ -129,32 +129,39 @@ macro_rules! impl_store {
                 .await?;
                 let head = ChainHead::from_columns(size, &head_hash, &frontier)?;
                 let planned = plan(head, batch, &idx)?;
+                if $backend == "postgres" && planned.entries.len() <= 1000 && planned.nodes.len() <= 1000 {
+                    // One round trip instead of three: the entries, the closed subtrees and the
+                    // new head in one data-modifying statement (the head row is already locked
+                    // by this transaction, so nothing new is locked out of order).
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("WITH e AS (");
+                    push_entry_rows(&mut qb, chain, batch, &planned.entries);
+                    qb.push(")");
+                    if !planned.nodes.is_empty() {
+                        qb.push(", n AS (");
+                        push_node_rows(&mut qb, chain, &planned.nodes);
+                        qb.push(")");
+                    }
+                    qb.push(" UPDATE audit_heads SET size = ")
+                        .push_bind(planned.head.size as i64)
+                        .push(", head_hash = ")
+                        .push_bind(planned.head.head_hash.to_vec())
+                        .push(", frontier = ")
+                        .push_bind(planned.head.frontier_bytes())
+                        .push(", updated_at = ")
+                        .push_bind(updated_at)
+                        .push(" WHERE org_id = ")
+                        .push_bind(chain);
+                    qb.build().execute(&mut *conn).await?;
+                    continue;
+                }
                 for chunk in planned.entries.chunks(1000) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::AUDIT_ENTRY_INTO);
-                    qb.push_values(chunk, |mut b, p| {
-                        let r = batch[p.index].rec;
-                        b.push_bind(Uuid::now_v7())
-                            .push_bind(chain)
-                            .push_bind(r.at)
-                            .push_bind(r.event_type.clone())
-                            .push_bind(r.actor.clone())
-                            .push_bind(r.subject.clone())
-                            .push_bind(p.payload.clone())
-                            .push_bind(r.client_addr.clone())
-                            .push_bind(p.seq as i64)
-                            .push_bind(p.prev.to_vec())
-                            .push_bind(p.hash.to_vec());
-                    });
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("");
+                    push_entry_rows(&mut qb, chain, batch, chunk);
                     qb.build().execute(&mut *conn).await?;
                 }
                 for chunk in planned.nodes.chunks(1000) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::AUDIT_NODE_INTO);
-                    qb.push_values(chunk, |mut b, ((level, i), h)| {
-                        b.push_bind(chain)
-                            .push_bind(i64::from(*level))
-                            .push_bind(*i as i64)
-                            .push_bind(h.to_vec());
-                    });
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("");
+                    push_node_rows(&mut qb, chain, chunk);
                     qb.build().execute(&mut *conn).await?;
                 }
                 sqlx::query($crate::write_sql::AUDIT_HEAD_UPDATE)
@@ -167,6 +174,45 @@ macro_rules! impl_store {
                     .await?;
             }
             Ok(())
+        }
+
+        /// `INSERT INTO audit_entries ... VALUES` with one row per planned entry.
+        fn push_entry_rows(
+            qb: &mut sqlx::QueryBuilder<$db>,
+            chain: Uuid,
+            batch: &[$crate::audit_chain::ChainRecord<'_>],
+            entries: &[$crate::audit_chain::PlannedEntry],
+        ) {
+            qb.push($crate::write_sql::AUDIT_ENTRY_INTO);
+            qb.push_values(entries, |mut b, p| {
+                let r = batch[p.index].rec;
+                b.push_bind(Uuid::now_v7())
+                    .push_bind(chain)
+                    .push_bind(r.at)
+                    .push_bind(r.event_type.clone())
+                    .push_bind(r.actor.clone())
+                    .push_bind(r.subject.clone())
+                    .push_bind(p.payload.clone())
+                    .push_bind(r.client_addr.clone())
+                    .push_bind(p.seq as i64)
+                    .push_bind(p.prev.to_vec())
+                    .push_bind(p.hash.to_vec());
+            });
+        }
+
+        /// `INSERT INTO audit_nodes ... VALUES` with one row per closed subtree.
+        fn push_node_rows(
+            qb: &mut sqlx::QueryBuilder<$db>,
+            chain: Uuid,
+            nodes: &[(aim_core::audit::merkle::SubtreeId, aim_core::audit::merkle::Hash)],
+        ) {
+            qb.push($crate::write_sql::AUDIT_NODE_INTO);
+            qb.push_values(nodes, |mut b, ((level, i), h)| {
+                b.push_bind(chain)
+                    .push_bind(i64::from(*level))
+                    .push_bind(*i as i64)
+                    .push_bind(h.to_vec());
+            });
         }
 
         /// The head of a chain without locking it (an empty head when the chain has no entry).
