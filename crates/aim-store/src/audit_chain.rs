@@ -16,7 +16,6 @@
 //! [`SYSTEM_CHAIN`] (the nil UUID), stored with that `org_id` and shown with `orgId: null`.
 
 use aim_core::audit::chain::EntryDigest;
-use aim_core::audit::chain::GENESIS_PREV_HASH;
 use aim_core::audit::merkle::{self, Frontier, Hash, SubtreeId};
 use aim_core::audit::{BodyTemplate, Entry};
 use uuid::Uuid;
@@ -103,28 +102,6 @@ fn time_of(at: i64) -> Result<String> {
     chrono::DateTime::from_timestamp_millis(at)
         .map(aim_core::clock::rfc3339_millis)
         .ok_or_else(|| Error::Invalid(format!("audit time {at} ms is out of range")))
-}
-
-/// The entry a record becomes at position `seq` after an entry whose hash is `prev`.
-pub fn seal(rec: &AuditRecord, seq: u64, prev: &Hash) -> Result<Entry> {
-    let mut e = Entry {
-        seq,
-        time: time_of(rec.at)?,
-        event_type: rec.event_type.clone(),
-        actor: Some(rec.actor.clone()),
-        subject: rec.subject.clone(),
-        details: details(rec.org_id, &rec.payload, rec.client_addr.as_deref()),
-        prev_hash: if seq == 0 {
-            GENESIS_PREV_HASH.to_string()
-        } else {
-            hex::encode(prev)
-        },
-        hash: String::new(),
-    };
-    e.hash = e
-        .expected_hash()
-        .map_err(|err| Error::Invalid(format!("audit record cannot be hashed: {err}")))?;
-    Ok(e)
 }
 
 /// The entry a stored row claims to be (stored `seq`, `prevHash`, `hash`; everything else
@@ -358,7 +335,31 @@ pub fn plan(mut head: ChainHead, batch: &[ChainRecord], indices: &[usize]) -> Re
 mod tests {
     use super::*;
     use aim_core::audit::ChainVerifier;
+    use aim_core::audit::chain::GENESIS_PREV_HASH;
     use proptest::prelude::*;
+
+    /// The strict path's entry for a record at position `seq` after an entry whose hash is
+    /// `prev` (what the planned hashes are checked against).
+    fn seal(rec: &AuditRecord, seq: u64, prev: &Hash) -> Result<Entry> {
+        let mut e = Entry {
+            seq,
+            time: time_of(rec.at)?,
+            event_type: rec.event_type.clone(),
+            actor: Some(rec.actor.clone()),
+            subject: rec.subject.clone(),
+            details: details(rec.org_id, &rec.payload, rec.client_addr.as_deref()),
+            prev_hash: if seq == 0 {
+                GENESIS_PREV_HASH.to_string()
+            } else {
+                hex::encode(prev)
+            },
+            hash: String::new(),
+        };
+        e.hash = e
+            .expected_hash()
+            .map_err(|err| Error::Invalid(format!("audit record cannot be hashed: {err}")))?;
+        Ok(e)
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
