@@ -35,6 +35,7 @@ mod monitoring_sql;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+mod sqlite_audit_read;
 mod sqlite_batch;
 pub mod store;
 pub mod testing;

@@ -40,6 +40,16 @@ impl PgStore {
         Ok(None)
     }
 
+    /// Audit chain pages take the sqlx path (compare `SqliteStore`).
+    async fn list_audit_chain_direct(
+        &self,
+        _org_id: uuid::Uuid,
+        _from_seq: u64,
+        _limit: u32,
+    ) -> crate::Result<Option<Vec<crate::AuditRow>>> {
+        Ok(None)
+    }
+
     /// Nothing besides the pool to close (compare `SqliteStore`).
     async fn close_maintenance(&self) {}
 }

@@ -969,6 +969,9 @@ macro_rules! impl_store {
             }
 
             async fn list_audit_chain(&self, org_id: Uuid, from_seq: u64, limit: u32) -> Result<Vec<AuditRow>> {
+                if let Some(rows) = self.list_audit_chain_direct(org_id, from_seq, limit).await? {
+                    return Ok(rows);
+                }
                 Ok(sqlx::query_as::<_, AuditRow>(
                     "SELECT id, org_id, at, event_type, actor, subject, payload, client_addr, seq, prev_hash, hash FROM audit_entries \
                      WHERE org_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",

@@ -74,7 +74,11 @@ impl SqliteStore {
                     // Statement journals (the undo log of one statement inside a transaction,
                     // e.g. a multi-row insert that may hit a conflict) stay in memory instead of
                     // spilling to a temporary file on every batch.
-                    .pragma("temp_store", "MEMORY"),
+                    .pragma("temp_store", "MEMORY")
+                    // 32 MiB page cache (default 2 MiB): the pages a decision batch touches stop
+                    // fitting in 2 MiB once the database holds a few hundred thousand decisions
+                    // (docs/server.md).
+                    .pragma("cache_size", "-32768"),
             )
             .await?;
         restrict_permissions(&path);
@@ -118,6 +122,18 @@ impl SqliteStore {
             return Ok(None);
         }
         crate::sqlite_batch::commit(&self.writer, items)
+            .await
+            .map(Some)
+    }
+
+    /// Audit chain pages are read on the calling thread ([`crate::sqlite_audit_read`]).
+    async fn list_audit_chain_direct(
+        &self,
+        org_id: uuid::Uuid,
+        from_seq: u64,
+        limit: u32,
+    ) -> crate::Result<Option<Vec<crate::AuditRow>>> {
+        crate::sqlite_audit_read::list_audit_chain(&self.pool, org_id, from_seq, limit)
             .await
             .map(Some)
     }

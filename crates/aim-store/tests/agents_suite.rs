@@ -622,6 +622,45 @@ async fn proven_keys_and_sdk_settings(s: &dyn Store) {
     );
 }
 
+/// A backlog larger than one prune statement is deleted completely, oldest first, and nothing
+/// younger than `now` goes with it: those nonces are still refused afterwards.
+async fn pruning_a_large_backlog_keeps_unexpired_nonces(s: &dyn Store) {
+    use DecisionOutcome::*;
+    let (a, _) = org_with_admin(s, "p").await;
+    let old = 2 * aim_store::NONCE_PRUNE_CHUNK + 7;
+    let claim = |n: String, expires_at: i64| DecisionWrite {
+        nonce: Some(NonceClaim {
+            org_id: a,
+            agent_id: "aim_p".into(),
+            nonce: n,
+            expires_at,
+        }),
+        ..item(a, "aim_p", None, "ok")
+    };
+    // Expiries spread over 100 s, so the statements cut through runs of equal expiry.
+    let mut items: Vec<DecisionWrite> = (0..old)
+        .map(|i| claim(format!("old{i}"), NOW + (i as i64 % 100) * 1000))
+        .collect();
+    items.extend((0..3).map(|i| claim(format!("young{i}"), NOW + 100_001 + i)));
+    let out = s.commit_decisions(&items).await.unwrap();
+    assert!(out.iter().all(|o| *o == Committed));
+
+    assert_eq!(
+        s.prune_agent_nonces(NOW + 100_000).await.unwrap(),
+        old as u64
+    );
+    assert_eq!(s.prune_agent_nonces(NOW + 100_000).await.unwrap(), 0);
+    let again = s
+        .commit_decisions(&[
+            claim("young0".into(), NOW + 100_001),
+            claim("young2".into(), NOW + 100_003),
+            claim("old5".into(), NOW + 5_000),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![Replayed, Replayed, Committed]);
+}
+
 // ----- the two backends -----------------------------------------------------------------------
 
 aim_store::store_suite!(
@@ -630,6 +669,7 @@ aim_store::store_suite!(
     challenges_are_single_use,
     key_rotation_keeps_history_and_grace,
     batch_commit_claims_nonces_once,
+    pruning_a_large_backlog_keeps_unexpired_nonces,
     concurrent_claims_of_one_nonce_have_one_winner,
     proven_keys_and_sdk_settings,
     batched_decisions_insert_only_fresh_rows,
