@@ -195,9 +195,6 @@ pub enum Transition {
     NotAllowed(AgentStatus),
 }
 
-/// Nonce rows deleted per statement by [`AgentStore::prune_agent_nonces`].
-pub const NONCE_PRUNE_CHUNK: usize = 2_000;
-
 /// A signed-request nonce to claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NonceClaim {
@@ -366,8 +363,6 @@ pub trait AgentStore: Send + Sync {
     async fn commit_decisions(&self, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome>>;
 
     /// Deletes nonces expired at `now` and challenges expired more than a day before `now`.
-    /// Returns the number of rows deleted. Nonces go oldest first in statements of at most
-    /// [`NONCE_PRUNE_CHUNK`] rows, each committed on its own, so a large backlog never holds the
-    /// write lock for long; an error leaves the rows not yet deleted for the next call.
+    /// Returns the number of rows deleted.
     async fn prune_agent_nonces(&self, now: i64) -> Result<u64>;
 }

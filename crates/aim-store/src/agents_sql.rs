@@ -10,25 +10,6 @@ macro_rules! agent_cols {
 }
 pub(crate) use agent_cols;
 
-/// The statement deleting the oldest expired nonces, at most `$2` rows expired at `$1`; each
-/// backend names the rows to delete by the cheapest unique path (SQLite plans the row-value `IN`
-/// as primary-key searches, PostgreSQL would hash-join it against a sequential scan of the whole
-/// table, so it deletes by row address).
-pub(crate) trait NoncePrune {
-    const SQL: &'static str;
-}
-
-impl NoncePrune for sqlx::Sqlite {
-    const SQL: &'static str = "DELETE FROM agent_nonces WHERE (org_id, agent_id, nonce) IN \
-        (SELECT org_id, agent_id, nonce FROM agent_nonces \
-         WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)";
-}
-
-impl NoncePrune for sqlx::Postgres {
-    const SQL: &'static str = "DELETE FROM agent_nonces WHERE ctid = ANY(ARRAY( \
-        SELECT ctid FROM agent_nonces WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2))";
-}
-
 macro_rules! impl_agent_store {
     ($store:ident, $conn:ty, $db:ty) => {
         mod agent_store_impl {
@@ -580,29 +561,18 @@ macro_rules! impl_agent_store {
                 }
 
                 async fn prune_agent_nonces(&self, now: i64) -> Result<u64> {
-                    // Oldest first, at most NONCE_PRUNE_CHUNK rows per statement, each statement
-                    // its own transaction: the writer connection is held for milliseconds at a
-                    // time and decision batches run in between (one statement over a minute of
-                    // nonces held it for about a second).
-                    let mut a = 0;
-                    loop {
-                        let n = sqlx::query(<$db as $crate::agents_sql::NoncePrune>::SQL)
+                    let mut tx = self.writer().begin().await?;
+                    let a = sqlx::query("DELETE FROM agent_nonces WHERE expires_at <= $1")
                         .bind(now)
-                        .bind(i64::try_from(NONCE_PRUNE_CHUNK).unwrap_or(i64::MAX))
-                        .execute(self.writer())
+                        .execute(&mut *tx)
                         .await?
                         .rows_affected();
-                        a += n;
-                        if n < NONCE_PRUNE_CHUNK as u64 {
-                            break;
-                        }
-                        tokio::task::yield_now().await;
-                    }
                     let b = sqlx::query("DELETE FROM agent_challenges WHERE expires_at <= $1")
                         .bind(now - 86_400_000)
-                        .execute(self.writer())
+                        .execute(&mut *tx)
                         .await?
                         .rows_affected();
+                    tx.commit().await?;
                     Ok(a + b)
                 }
             }

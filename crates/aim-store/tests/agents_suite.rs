@@ -622,12 +622,12 @@ async fn proven_keys_and_sdk_settings(s: &dyn Store) {
     );
 }
 
-/// A backlog larger than one prune statement is deleted completely, oldest first, and nothing
-/// younger than `now` goes with it: those nonces are still refused afterwards.
-async fn pruning_a_large_backlog_keeps_unexpired_nonces(s: &dyn Store) {
+/// Pruning deletes every nonce expired at `now` whatever its expiry, and nothing younger: those
+/// nonces are still refused afterwards, and a pruned one is claimable again.
+async fn pruning_keeps_unexpired_nonces(s: &dyn Store) {
     use DecisionOutcome::*;
     let (a, _) = org_with_admin(s, "p").await;
-    let old = 2 * aim_store::NONCE_PRUNE_CHUNK + 7;
+    let old = 407;
     let claim = |n: String, expires_at: i64| DecisionWrite {
         nonce: Some(NonceClaim {
             org_id: a,
@@ -637,7 +637,7 @@ async fn pruning_a_large_backlog_keeps_unexpired_nonces(s: &dyn Store) {
         }),
         ..item(a, "aim_p", None, "ok")
     };
-    // Expiries spread over 100 s, so the statements cut through runs of equal expiry.
+    // Expiries spread over 100 s, several nonces per expiry.
     let mut items: Vec<DecisionWrite> = (0..old)
         .map(|i| claim(format!("old{i}"), NOW + (i as i64 % 100) * 1000))
         .collect();
@@ -669,7 +669,7 @@ aim_store::store_suite!(
     challenges_are_single_use,
     key_rotation_keeps_history_and_grace,
     batch_commit_claims_nonces_once,
-    pruning_a_large_backlog_keeps_unexpired_nonces,
+    pruning_keeps_unexpired_nonces,
     concurrent_claims_of_one_nonce_have_one_winner,
     proven_keys_and_sdk_settings,
     batched_decisions_insert_only_fresh_rows,
