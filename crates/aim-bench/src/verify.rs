@@ -73,7 +73,17 @@ pub struct VerifyArgs {
     /// request can reach on this machine with this client).
     #[arg(long, value_enum, default_value_t = Endpoint::Verify)]
     pub endpoint: Endpoint,
+    /// Sign this many requests before the timed phase (each with its own nonce and the time it
+    /// was signed), so that the load measures the server without the client's Ed25519 signing
+    /// on the same cores — agents sign on their own machines. When they run out, workers sign
+    /// inline (reported). The whole run must fit in the server's timestamp window (default
+    /// ±300 s) after the signing. 0: every request is signed when it is sent.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=5_000_000))]
+    pub presign: u64,
 }
+
+/// A request signed before the timed phase: its headers, for request number `i` of the run.
+type Presigned = [(&'static str, String); 4];
 
 /// The signed route under load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -178,6 +188,8 @@ struct Tally {
     /// Time spent building and signing requests (body hash + Ed25519 signature + headers).
     sign: Duration,
     signed: u64,
+    /// Requests sent with headers signed before the timed phase.
+    presigned_used: u64,
 }
 
 impl Tally {
@@ -196,6 +208,7 @@ impl Tally {
         self.unexpected_ungranted += o.unexpected_ungranted;
         self.sign += o.sign;
         self.signed += o.signed;
+        self.presigned_used += o.presigned_used;
     }
 }
 
@@ -310,6 +323,7 @@ async fn worker(
     deny_ratio: f64,
     endpoint: Endpoint,
     deadline: Instant,
+    presigned: Arc<Vec<Presigned>>,
 ) -> Tally {
     let mut t = Tally::default();
     while Instant::now() < deadline {
@@ -331,21 +345,30 @@ async fn worker(
             continue;
         }
         let s = Instant::now();
-        let headers = match sign_request(
-            &agent.key,
-            &agent.id,
-            "POST",
-            &agent.path,
-            unix_now(),
-            &fresh_nonce(),
-            body,
-        ) {
-            Ok(h) => h,
-            Err(e) => {
-                // Cannot happen with the ids and nonces made here; count it rather than panic.
-                t.samples.entry(0).or_insert_with(|| e.to_string());
-                *t.errors.entry(0).or_default() += 1;
-                continue;
+        let headers = if let Some(h) = presigned.get(i as usize) {
+            t.presigned_used += 1;
+            h.clone()
+        } else {
+            match sign_request(
+                &agent.key,
+                &agent.id,
+                "POST",
+                &agent.path,
+                unix_now(),
+                &fresh_nonce(),
+                body,
+            ) {
+                Ok(h) => {
+                    t.sign += s.elapsed();
+                    t.signed += 1;
+                    h
+                }
+                Err(e) => {
+                    // Cannot happen with the ids and nonces made here; count it rather than panic.
+                    t.samples.entry(0).or_insert_with(|| e.to_string());
+                    *t.errors.entry(0).or_default() += 1;
+                    continue;
+                }
             }
         };
         let mut rb = http
@@ -355,8 +378,6 @@ async fn worker(
         for (n, v) in headers {
             rb = rb.header(n, v);
         }
-        t.sign += s.elapsed();
-        t.signed += 1;
         let start = Instant::now();
         let res = match rb.send().await {
             Ok(r) => {
@@ -411,12 +432,44 @@ impl Tally {
     }
 }
 
+/// Signs requests `0..n` before the load: request `i` goes to the agent and carries the body the
+/// worker that draws number `i` picks (same formulas as [`worker`]), with a fresh nonce and the
+/// current time.
+fn presign(
+    agents: &[Agent],
+    bodies: &[Vec<Vec<u8>>; 2],
+    deny_ratio: f64,
+    n: u64,
+) -> anyhow::Result<Vec<Presigned>> {
+    (0..n)
+        .map(|i| {
+            let agent = &agents[(i % agents.len() as u64) as usize];
+            let variants = &bodies[usize::from(asks_ungranted(i, deny_ratio))];
+            let body = &variants[(i % variants.len() as u64) as usize];
+            Ok(sign_request(
+                &agent.key,
+                &agent.id,
+                "POST",
+                &agent.path,
+                unix_now(),
+                &fresh_nonce(),
+                body,
+            )?)
+        })
+        .collect()
+}
+
 /// Runs the raw baseline on a blocking thread (the runtime stays free).
 async fn raw_rate(secs: f64) -> anyhow::Result<f64> {
     Ok(tokio::task::spawn_blocking(move || raw_verify_rate(secs)).await?)
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    if args.presign > 0 && args.duration > 240 {
+        bail!(
+            "--presign needs --duration of at most 240 s: presigned timestamps must stay inside the server's window (default ±300 s)"
+        );
+    }
     let base = args.server.trim_end_matches('/').to_string();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency as usize)
@@ -463,6 +516,21 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let base = Arc::new(base);
     let counter = Arc::new(AtomicU64::new(0));
 
+    let (presigned, presign_secs) = if args.presign > 0 && args.endpoint != Endpoint::Health {
+        let (agents, bodies, ratio, n) = (
+            agents.clone(),
+            bodies.clone(),
+            args.deny_ratio,
+            args.presign,
+        );
+        let t = Instant::now();
+        let v = tokio::task::spawn_blocking(move || presign(&agents, &bodies, ratio, n)).await??;
+        (v, t.elapsed().as_secs_f64())
+    } else {
+        (Vec::new(), 0.0)
+    };
+    let presigned = Arc::new(presigned);
+
     let peak = Arc::new(AtomicU64::new(0));
     let sampler = args.pid.map(|pid| {
         let peak = peak.clone();
@@ -490,6 +558,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
                 args.deny_ratio,
                 args.endpoint,
                 deadline,
+                presigned.clone(),
             ))
         })
         .collect();
@@ -563,6 +632,14 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         rate / raw_avg,
         rate / raw_min
     );
+    if !presigned.is_empty() {
+        println!(
+            "presigned before the load: {} requests in {presign_secs:.1} s; sent {} of them, {} more signed inline",
+            presigned.len(),
+            total.presigned_used,
+            total.signed
+        );
+    }
     if total.signed > 0 {
         let sign_us = total.sign.as_secs_f64() * 1e6 / total.signed as f64;
         print!("client signing: {sign_us:.1} µs per request");
@@ -616,6 +693,53 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A presigned request carries a valid signature over exactly the body the worker sends for
+    /// its number, and no nonce repeats.
+    #[test]
+    fn presigned_requests_match_what_the_workers_send() {
+        use aim_core::request_signing::{HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+        let agents: Vec<Agent> = (0..3u8)
+            .map(|k| {
+                let key = KeyPair::from_seed(&[k + 1; 32]);
+                let id = format!("aim_bench{k}");
+                Agent {
+                    path: format!("/api/v1/agents/{id}/actions/verify"),
+                    id,
+                    key,
+                }
+            })
+            .collect();
+        let bodies = [
+            vec![b"{\"a\":1}".to_vec(), b"{\"a\":2}".to_vec()],
+            vec![b"{\"d\":1}".to_vec()],
+        ];
+        let signed = presign(&agents, &bodies, 0.25, 40).unwrap();
+        assert_eq!(signed.len(), 40);
+        let mut nonces = std::collections::HashSet::new();
+        for (i, h) in signed.iter().enumerate() {
+            let i = i as u64;
+            let agent = &agents[(i % 3) as usize];
+            let variants = &bodies[usize::from(asks_ungranted(i, 0.25))];
+            let body = &variants[(i % variants.len() as u64) as usize];
+            let get = |name: &str| h.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+            let ts: i64 = get(HEADER_TIMESTAMP).parse().unwrap();
+            let nonce = get(HEADER_NONCE);
+            assert!(nonces.insert(nonce.clone()), "nonce reused at {i}");
+            let msg = canonical_request(&agent.id, "POST", &agent.path, ts, &nonce, body).unwrap();
+            let sig = aim_core::keys::decode_base64("signature", &get(HEADER_SIGNATURE)).unwrap();
+            assert!(
+                agent.key.public().verify(msg.as_bytes(), &sig),
+                "request {i}"
+            );
+            // Another agent's key or another body does not verify.
+            let other = &agents[((i + 1) % 3) as usize];
+            assert!(!other.key.public().verify(msg.as_bytes(), &sig));
+            let wrong =
+                canonical_request(&agent.id, "POST", &agent.path, ts, &nonce, b"{}").unwrap();
+            assert!(!agent.key.public().verify(wrong.as_bytes(), &sig));
+        }
+    }
 
     #[test]
     fn ungranted_share_is_exact_and_spread() {
