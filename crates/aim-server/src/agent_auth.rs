@@ -170,6 +170,7 @@ impl SignedRequest {
         };
         let item = DecisionWrite {
             nonce: Some(NonceClaim {
+                signed_at: self.timestamp,
                 org_id: self.agent.org_id,
                 agent_id: self.agent.id.clone(),
                 nonce: self.nonce.clone(),

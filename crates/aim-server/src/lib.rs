@@ -306,10 +306,16 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, 
             if let Err(e) = ring.reload() {
                 tracing::warn!(error = %e, "master key file reload failed");
             }
-            // Expired request nonces and old challenges (the timestamp window refuses them anyway).
+            // Expired request nonces and old challenges (the timestamp window refuses them anyway):
+            // nonces signed more than one window before now.
+            let now = housekeeping.now_ms();
+            let window_ms = i64::try_from(housekeeping.config.signed_request_window_secs)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000);
+            let signed_before = now.saturating_sub(window_ms).div_euclid(1000);
             if let Err(e) = housekeeping
                 .store
-                .prune_agent_nonces(housekeeping.now_ms())
+                .prune_agent_nonces(now, signed_before)
                 .await
             {
                 tracing::warn!(error = %e, "pruning agent nonces failed");

@@ -11,7 +11,9 @@
 //! - An AIP challenge is accepted at most once (one conditional `UPDATE ... WHERE used_at IS
 //!   NULL`), on every replica.
 //! - A signed-request nonce is claimed by an `INSERT` into `agent_nonces` whose primary key is
-//!   `(org_id, agent_id, nonce)`: a replay is a key conflict, also across replicas.
+//!   `(signed_at, org_id, agent_id, nonce)`: a replay (the same signed timestamp and nonce of the
+//!   same agent) is a key conflict, also across replicas. The signed timestamp leads the key so
+//!   that claims and pruning stay on contiguous pages.
 //! - Every change takes an [`AuditRecord`] written in the same transaction.
 
 use std::fmt;
@@ -198,6 +200,8 @@ pub enum Transition {
 /// A signed-request nonce to claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NonceClaim {
+    /// The request's signed timestamp (Unix seconds, as signed).
+    pub signed_at: i64,
     pub org_id: Uuid,
     pub agent_id: String,
     pub nonce: String,
@@ -362,7 +366,10 @@ pub trait AgentStore: Send + Sync {
     /// still commit. Outcomes are in input order. An error means nothing was written.
     async fn commit_decisions(&self, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome>>;
 
-    /// Deletes nonces expired at `now` and challenges expired more than a day before `now`.
-    /// Returns the number of rows deleted.
-    async fn prune_agent_nonces(&self, now: i64) -> Result<u64>;
+    /// Deletes nonces signed before `signed_before` (Unix seconds) that expired at `now` (Unix
+    /// ms), and challenges expired more than a day before `now`. Returns the number of rows
+    /// deleted. The caller passes `signed_before` = its clock minus its window, so the delete is
+    /// one leading range of the key; a row claimed by a replica with a longer window survives
+    /// until its own `expires_at`.
+    async fn prune_agent_nonces(&self, now: i64, signed_before: i64) -> Result<u64>;
 }

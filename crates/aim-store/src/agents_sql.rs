@@ -495,7 +495,7 @@ macro_rules! impl_agent_store {
                     let mut claims: Vec<usize> = Vec::with_capacity(items.len());
                     for (i, item) in items.iter().enumerate() {
                         if let Some(c) = &item.nonce {
-                            if seen.insert((c.org_id, c.agent_id.as_str(), c.nonce.as_str())) {
+                            if seen.insert((c.signed_at, c.org_id, c.agent_id.as_str(), c.nonce.as_str())) {
                                 claims.push(i);
                             } else {
                                 fresh[i] = false;
@@ -506,22 +506,23 @@ macro_rules! impl_agent_store {
                         let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::NONCE_INTO);
                         qb.push_values(chunk, |mut b, &i| {
                             let c = items[i].nonce.as_ref().expect("claims hold items with a nonce");
-                            b.push_bind(c.org_id)
+                            b.push_bind(c.signed_at)
+                                .push_bind(c.org_id)
                                 .push_bind(c.agent_id.clone())
                                 .push_bind(c.nonce.clone())
                                 .push_bind(c.expires_at);
                         });
                         qb.push($crate::write_sql::NONCE_ON_CONFLICT);
-                        qb.push(" RETURNING org_id, agent_id, nonce");
-                        let inserted: std::collections::HashSet<(Uuid, String, String)> = qb
-                            .build_query_as::<(Uuid, String, String)>()
+                        qb.push(" RETURNING signed_at, org_id, agent_id, nonce");
+                        let inserted: std::collections::HashSet<(i64, Uuid, String, String)> = qb
+                            .build_query_as::<(i64, Uuid, String, String)>()
                             .fetch_all(&mut *tx)
                             .await?
                             .into_iter()
                             .collect();
                         for &i in chunk {
                             let c = items[i].nonce.as_ref().expect("claims hold items with a nonce");
-                            fresh[i] = inserted.contains(&(c.org_id, c.agent_id.clone(), c.nonce.clone()));
+                            fresh[i] = inserted.contains(&(c.signed_at, c.org_id, c.agent_id.clone(), c.nonce.clone()));
                         }
                     }
                     // Decision rows of the fresh requests in one statement per chunk (they have no
@@ -560,9 +561,10 @@ macro_rules! impl_agent_store {
                     Ok(out)
                 }
 
-                async fn prune_agent_nonces(&self, now: i64) -> Result<u64> {
+                async fn prune_agent_nonces(&self, now: i64, signed_before: i64) -> Result<u64> {
                     let mut tx = self.writer().begin().await?;
-                    let a = sqlx::query("DELETE FROM agent_nonces WHERE expires_at <= $1")
+                    let a = sqlx::query("DELETE FROM agent_nonces WHERE signed_at < $1 AND expires_at <= $2")
+                        .bind(signed_before)
                         .bind(now)
                         .execute(&mut *tx)
                         .await?

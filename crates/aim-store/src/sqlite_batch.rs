@@ -100,21 +100,23 @@ fn batch(db: &Connection, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome
     let mut fresh = vec![true; items.len()];
     {
         let mut claim = db
-            .prepare(&format!("{NONCE_INTO}{}{NONCE_ON_CONFLICT}", values_row(4)))
+            .prepare(&format!("{NONCE_INTO}{}{NONCE_ON_CONFLICT}", values_row(5)))
             .map_err(sqlite_err)?;
         let mut seen = HashSet::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             if let Some(c) = &item.nonce {
-                fresh[i] = seen.insert((c.org_id, c.agent_id.as_str(), c.nonce.as_str()))
-                    && claim
-                        .execute(params![
-                            c.org_id.as_bytes(),
-                            c.agent_id,
-                            c.nonce,
-                            c.expires_at
-                        ])
-                        .map_err(sqlite_err)?
-                        == 1;
+                fresh[i] =
+                    seen.insert((c.signed_at, c.org_id, c.agent_id.as_str(), c.nonce.as_str()))
+                        && claim
+                            .execute(params![
+                                c.signed_at,
+                                c.org_id.as_bytes(),
+                                c.agent_id,
+                                c.nonce,
+                                c.expires_at
+                            ])
+                            .map_err(sqlite_err)?
+                            == 1;
             }
         }
     }

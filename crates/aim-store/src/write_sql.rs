@@ -7,7 +7,7 @@
 
 /// Nonce claims; with [`NONCE_ON_CONFLICT`] a replay inserts nothing.
 pub(crate) const NONCE_INTO: &str =
-    "INSERT INTO agent_nonces (org_id, agent_id, nonce, expires_at) ";
+    "INSERT INTO agent_nonces (signed_at, org_id, agent_id, nonce, expires_at) ";
 pub(crate) const NONCE_ON_CONFLICT: &str = " ON CONFLICT DO NOTHING";
 
 /// Decision rows (14 columns).

@@ -248,7 +248,7 @@ async fn challenges_are_single_use(s: &dyn Store) {
         1
     );
     // Old challenges are pruned a day after expiry.
-    s.prune_agent_nonces(NOW + 300_000 + 86_400_001)
+    s.prune_agent_nonces(NOW + 300_000 + 86_400_001, 0)
         .await
         .unwrap();
     assert!(s.get_challenge("n1").await.unwrap().is_none());
@@ -332,6 +332,7 @@ async fn key_rotation_keeps_history_and_grace(s: &dyn Store) {
 fn item(org: Uuid, agent: &str, nonce: Option<&str>, ev: &str) -> DecisionWrite {
     DecisionWrite {
         nonce: nonce.map(|n| NonceClaim {
+            signed_at: NOW / 1000,
             org_id: org,
             agent_id: agent.into(),
             nonce: n.into(),
@@ -374,8 +375,18 @@ async fn batch_commit_claims_nonces_once(s: &dyn Store) {
     assert_eq!(ev.iter().filter(|e| *e == "ok").count(), 5);
     assert_eq!(ev.iter().filter(|e| *e == "replayed").count(), 2);
     // Pruned once expired (the timestamp window refuses such requests anyway).
-    assert_eq!(s.prune_agent_nonces(NOW + 299_999).await.unwrap(), 0);
-    assert_eq!(s.prune_agent_nonces(NOW + 300_000).await.unwrap(), 4);
+    assert_eq!(
+        s.prune_agent_nonces(NOW + 299_999, NOW / 1000 + 1)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.prune_agent_nonces(NOW + 300_000, NOW / 1000 + 1)
+            .await
+            .unwrap(),
+        4
+    );
     assert_eq!(
         s.commit_decisions(&[item(a, "aim_x", Some("n1"), "ok")])
             .await
@@ -622,43 +633,88 @@ async fn proven_keys_and_sdk_settings(s: &dyn Store) {
     );
 }
 
-/// Pruning deletes every nonce expired at `now` whatever its expiry, and nothing younger: those
-/// nonces are still refused afterwards, and a pruned one is claimable again.
+/// Pruning deletes the nonces signed before the cut that have expired, and nothing else: younger
+/// ones and ones claimed under a longer window (another replica's setting) are still refused
+/// afterwards, and a pruned one is claimable again.
 async fn pruning_keeps_unexpired_nonces(s: &dyn Store) {
     use DecisionOutcome::*;
     let (a, _) = org_with_admin(s, "p").await;
+    const S: i64 = NOW / 1000;
     let old = 407;
-    let claim = |n: String, expires_at: i64| DecisionWrite {
+    let claim = |n: &str, signed_at: i64, window_ms: i64| DecisionWrite {
         nonce: Some(NonceClaim {
+            signed_at,
             org_id: a,
             agent_id: "aim_p".into(),
-            nonce: n,
-            expires_at,
+            nonce: n.into(),
+            expires_at: signed_at * 1000 + window_ms,
         }),
         ..item(a, "aim_p", None, "ok")
     };
-    // Expiries spread over 100 s, several nonces per expiry.
-    let mut items: Vec<DecisionWrite> = (0..old)
-        .map(|i| claim(format!("old{i}"), NOW + (i as i64 % 100) * 1000))
+    // Signed over 100 s, several nonces per second.
+    let names: Vec<String> = (0..old).map(|i| format!("old{i}")).collect();
+    let mut items: Vec<DecisionWrite> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| claim(n, S + (i as i64 % 100), 300_000))
         .collect();
-    items.extend((0..3).map(|i| claim(format!("young{i}"), NOW + 100_001 + i)));
+    items.extend((0..3).map(|i| claim(&format!("young{i}"), S + 100 + i, 300_000)));
+    items.push(claim("long", S, 600_000));
     let out = s.commit_decisions(&items).await.unwrap();
     assert!(out.iter().all(|o| *o == Committed));
 
+    // The cut bounds the delete: nothing signed at or after it goes, expired or not.
+    assert_eq!(s.prune_agent_nonces(NOW + 10_000_000, S).await.unwrap(), 0);
+    // Nothing goes before it has expired.
     assert_eq!(
-        s.prune_agent_nonces(NOW + 100_000).await.unwrap(),
+        s.prune_agent_nonces(NOW + 299_999, S + 100).await.unwrap(),
+        0
+    );
+    let now = (S + 100) * 1000 + 299_999;
+    assert_eq!(
+        s.prune_agent_nonces(now, S + 100).await.unwrap(),
         old as u64
     );
-    assert_eq!(s.prune_agent_nonces(NOW + 100_000).await.unwrap(), 0);
+    assert_eq!(s.prune_agent_nonces(now, S + 100).await.unwrap(), 0);
     let again = s
         .commit_decisions(&[
-            claim("young0".into(), NOW + 100_001),
-            claim("young2".into(), NOW + 100_003),
-            claim("old5".into(), NOW + 5_000),
+            claim("young0", S + 100, 300_000),
+            claim("young2", S + 102, 300_000),
+            claim("long", S, 600_000),
+            claim("old5", S + 5, 300_000),
         ])
         .await
         .unwrap();
-    assert_eq!(again, vec![Replayed, Replayed, Committed]);
+    assert_eq!(again, vec![Replayed, Replayed, Replayed, Committed]);
+}
+
+/// The replay key is the signed timestamp with the nonce: the same nonce under another signed
+/// timestamp is another request (only the agent's key can sign one), the same pair is a replay
+/// whatever else differs.
+async fn nonces_are_keyed_by_signed_timestamp(s: &dyn Store) {
+    use DecisionOutcome::*;
+    let (a, _) = org_with_admin(s, "k").await;
+    let claim = |signed_at: i64| DecisionWrite {
+        nonce: Some(NonceClaim {
+            signed_at,
+            org_id: a,
+            agent_id: "aim_k".into(),
+            nonce: "n-shared".into(),
+            expires_at: signed_at * 1000 + 300_000,
+        }),
+        ..item(a, "aim_k", None, "ok")
+    };
+    let t = NOW / 1000;
+    let out = s
+        .commit_decisions(&[claim(t), claim(t + 1), claim(t)])
+        .await
+        .unwrap();
+    assert_eq!(out, vec![Committed, Committed, Replayed]);
+    let out = s
+        .commit_decisions(&[claim(t + 1), claim(t - 1)])
+        .await
+        .unwrap();
+    assert_eq!(out, vec![Replayed, Committed]);
 }
 
 // ----- the two backends -----------------------------------------------------------------------
@@ -670,6 +726,7 @@ aim_store::store_suite!(
     key_rotation_keeps_history_and_grace,
     batch_commit_claims_nonces_once,
     pruning_keeps_unexpired_nonces,
+    nonces_are_keyed_by_signed_timestamp,
     concurrent_claims_of_one_nonce_have_one_winner,
     proven_keys_and_sdk_settings,
     batched_decisions_insert_only_fresh_rows,

@@ -761,8 +761,9 @@ async fn signed_requests_refuse_every_forgery(ctx: Ctx) {
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
-    // Accepted once; the same nonce again (inside the window) is a replay, even re-signed with a
-    // new timestamp and with another body.
+    // Accepted once; the same signed timestamp and nonce again (inside the window) is a replay,
+    // also re-signed over another body. The replay key is (timestamp, nonce): the same nonce
+    // under a new timestamp is a new request only the agent's key can sign, accepted once too.
     let n = fresh_nonce();
     let (s, v) = call(
         ka,
@@ -800,7 +801,7 @@ async fn signed_requests_refuse_every_forgery(ctx: Ctx) {
         path.clone(),
         b"",
         b"",
-        now + 5,
+        now,
         n.clone(),
     )
     .await;
@@ -808,6 +809,20 @@ async fn signed_requests_refuse_every_forgery(ctx: Ctx) {
         (s, err(&v).as_str()),
         (StatusCode::UNAUTHORIZED, "replayed_request")
     );
+    for expect in [StatusCode::OK, StatusCode::UNAUTHORIZED] {
+        let (s, v) = call(
+            ka,
+            a.clone(),
+            path.clone(),
+            path.clone(),
+            b"",
+            b"",
+            now + 5,
+            n.clone(),
+        )
+        .await;
+        assert_eq!(s, expect, "{v}");
+    }
     // The same nonce is fine for another agent (the cache is per agent).
     let pb = format!("/api/v1/agents/{b}/heartbeat");
     let (s, _) = call(kb, b.clone(), pb.clone(), pb, b"", b"", now, n.clone()).await;
@@ -861,9 +876,11 @@ async fn signed_requests_refuse_every_forgery(ctx: Ctx) {
         .iter()
         .filter_map(|e| e["eventType"].as_str())
         .collect();
+    // Accepted: the first request, the same nonce under a new timestamp, agent b's; replayed:
+    // the first twice (same body, other body), the new-timestamp one once.
     assert_eq!(
         events.iter().filter(|e| **e == "agent.heartbeat").count(),
-        2,
+        3,
         "{events:?}"
     );
     assert_eq!(
@@ -871,7 +888,7 @@ async fn signed_requests_refuse_every_forgery(ctx: Ctx) {
             .iter()
             .filter(|e| **e == "agent.request.replayed")
             .count(),
-        2,
+        3,
         "{events:?}"
     );
     ctx.stop().await;
