@@ -74,11 +74,7 @@ impl SqliteStore {
                     // Statement journals (the undo log of one statement inside a transaction,
                     // e.g. a multi-row insert that may hit a conflict) stay in memory instead of
                     // spilling to a temporary file on every batch.
-                    .pragma("temp_store", "MEMORY")
-                    // 32 MiB page cache (default 2 MiB): the pages a decision batch touches stop
-                    // fitting in 2 MiB once the database holds a few hundred thousand decisions
-                    // (docs/server.md).
-                    .pragma("cache_size", "-32768"),
+                    .pragma("temp_store", "MEMORY"),
             )
             .await?;
         restrict_permissions(&path);
