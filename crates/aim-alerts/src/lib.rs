@@ -11,6 +11,7 @@
 //! The crate holds no storage: the server persists alerts, routes and the delivery log and
 //! passes secrets in already decrypted.
 
+pub mod destination;
 pub mod email;
 pub mod error;
 pub mod retry;

@@ -32,15 +32,13 @@ pub const BATCH: u32 = 50;
 /// How long a lease lasts (longer than one attempt's timeouts).
 pub const LEASE_MS: i64 = 120_000;
 
-fn client() -> &'static reqwest::Client {
-    static C: OnceLock<reqwest::Client> = OnceLock::new();
-    C.get_or_init(|| {
-        reqwest::Client::builder()
-            // A webhook answering with a redirect is a failed attempt, never followed.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default()
-    })
+/// The webhook client: never follows redirects (a redirect is a failed attempt), and unless
+/// `allow_private` reaches public addresses only (`aim_alerts::destination`).
+fn client(allow_private: bool) -> &'static reqwest::Client {
+    static PUBLIC: OnceLock<reqwest::Client> = OnceLock::new();
+    static ANY: OnceLock<reqwest::Client> = OnceLock::new();
+    let cell = if allow_private { &ANY } else { &PUBLIC };
+    cell.get_or_init(|| aim_alerts::destination::client(allow_private))
 }
 
 /// The wire form of an alert (webhook body; email subject and text).
@@ -90,6 +88,16 @@ pub async fn send_once(
                 Ok(s) => s,
                 Err(e) => return fail(format!("cannot open the route secret: {e}")),
             };
+            let allow_private = state.config.monitor.webhook_allow_private;
+            if !allow_private {
+                // A route saved while private targets were allowed is refused now.
+                let checked = reqwest::Url::parse(&route.target)
+                    .map_err(|e| e.to_string())
+                    .and_then(|u| aim_alerts::destination::check_host(&u));
+                if let Err(why) = checked {
+                    return fail(format!("refused: {why}"));
+                }
+            }
             let target = WebhookTarget {
                 url: route.target.clone(),
                 secret: secret.to_vec(),
@@ -99,7 +107,7 @@ pub async fn send_once(
                 Err(e) => return fail(e.to_string()),
             };
             match attempt_once(
-                client(),
+                client(allow_private),
                 &target,
                 &delivery_id.to_string(),
                 &alert.kind,

@@ -120,6 +120,10 @@ pub struct MonitorConfig {
     /// Accept `http://` webhook URLs (`alert_webhook_allow_http`, `AIM_ALERT_WEBHOOK_ALLOW_HTTP`).
     /// Default false: webhooks must be `https://`.
     pub webhook_allow_http: bool,
+    /// Let webhooks reach loopback, private, link-local and other non-public addresses
+    /// (`alert_webhook_allow_private`, `AIM_ALERT_WEBHOOK_ALLOW_PRIVATE`). Default false: a
+    /// webhook URL may only lead to public unicast addresses (`aim_alerts::destination`).
+    pub webhook_allow_private: bool,
     /// SMTP relay for email routes (`smtp_*`, `AIM_SMTP_*`); `None` when `smtp_host` is unset
     /// (email routes are then refused).
     pub smtp: Option<aim_alerts::email::SmtpConfig>,
@@ -134,6 +138,7 @@ impl Default for MonitorConfig {
             alert_retry_max_ms: 300_000,
             webhook_timeout_secs: 10,
             webhook_allow_http: false,
+            webhook_allow_private: false,
             smtp: None,
         }
     }
@@ -252,6 +257,7 @@ pub struct FileConfig {
     pub alert_retry_max_ms: Option<u64>,
     pub alert_webhook_timeout_secs: Option<u64>,
     pub alert_webhook_allow_http: Option<bool>,
+    pub alert_webhook_allow_private: Option<bool>,
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
     pub smtp_security: Option<String>,
@@ -538,6 +544,10 @@ impl Config {
             webhook_allow_http: bool_of(
                 "AIM_ALERT_WEBHOOK_ALLOW_HTTP",
                 file.alert_webhook_allow_http,
+            )?,
+            webhook_allow_private: bool_of(
+                "AIM_ALERT_WEBHOOK_ALLOW_PRIVATE",
+                file.alert_webhook_allow_private,
             )?,
             smtp,
         };

@@ -257,7 +257,8 @@ pub struct AlertRouteBody {
     /// `low`, `medium` (default), `high` or `critical`: alerts of this severity or higher.
     pub min_severity: Option<String>,
     pub enabled: Option<bool>,
-    /// Webhook URL (`https://`, or `http://` with `alert_webhook_allow_http`).
+    /// Webhook URL (`https://`, or `http://` with `alert_webhook_allow_http`); public addresses
+    /// only unless `alert_webhook_allow_private`.
     pub url: Option<String>,
     /// Email recipients (1-20).
     pub to: Option<Vec<String>>,

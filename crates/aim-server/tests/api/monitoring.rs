@@ -202,6 +202,8 @@ async fn start(db: TestDb, smtp_port: Option<u16>) -> Ctx {
         c.ops.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         c.monitor.interval_ms = 50;
         c.monitor.webhook_allow_http = true;
+        // The receivers below listen on 127.0.0.1.
+        c.monitor.webhook_allow_private = true;
         c.monitor.alert_max_attempts = 2;
         c.monitor.alert_retry_base_ms = 1000;
         c.monitor.alert_retry_max_ms = 1000;
@@ -817,4 +819,52 @@ async fn signature_failures_then_success_from_a_new_origin_postgres() {
     };
     let ctx = start(db, None).await;
     signature_failures_then_success_from_a_new_origin(ctx).await;
+}
+
+/// Webhook targets are public addresses only unless the server allows private ones: IP literals
+/// in loopback, private, link-local (cloud metadata) and similar ranges are refused when the
+/// route is saved; a host name is accepted there and checked when it is resolved for delivery
+/// (unit-tested in `aim_alerts::destination`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_routes_to_non_public_addresses_are_refused_by_default() {
+    let ts = TestServer::start(TestDb::sqlite().unwrap(), |c| {
+        c.monitor.webhook_allow_http = true;
+    })
+    .await
+    .expect("server");
+    let ctx = Ctx::new(ts);
+    let admin = ctx.admin().await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://[::1]:9/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "https://10.0.0.8/hook",
+        "http://2130706433/hook",
+        "http://[::ffff:192.168.1.1]/hook",
+    ] {
+        let (s, v) = ctx
+            .post(
+                "/api/v1/alert-routes",
+                Cred::Bearer(&admin),
+                json!({"name": "x", "channel": "webhook", "url": url}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_webhook_url")),
+            "{url}: {v}"
+        );
+    }
+    let (s, v) = ctx.get("/api/v1/alert-routes", Cred::Bearer(&admin)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["routes"].as_array().map(Vec::len), Some(0), "{v}");
+    let (s, v) = ctx
+        .post(
+            "/api/v1/alert-routes",
+            Cred::Bearer(&admin),
+            json!({"name": "public", "channel": "webhook", "url": "https://hooks.example.com/aim"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    ctx.stop().await;
 }
