@@ -328,10 +328,7 @@ async fn worker(
     let mut t = Tally::default();
     while Instant::now() < deadline {
         let i = counter.fetch_add(1, Ordering::Relaxed);
-        let agent = &agents[(i % agents.len() as u64) as usize];
-        let ungranted = asks_ungranted(i, deny_ratio);
-        let variants = &bodies[usize::from(ungranted)];
-        let body = &variants[(i % variants.len() as u64) as usize];
+        let (agent, ungranted, body) = request_number(i, &agents, &bodies, deny_ratio);
         if endpoint == Endpoint::Health {
             let start = Instant::now();
             let res = match http.get(format!("{base}/health")).send().await {
@@ -349,15 +346,7 @@ async fn worker(
             t.presigned_used += 1;
             h.clone()
         } else {
-            match sign_request(
-                &agent.key,
-                &agent.id,
-                "POST",
-                &agent.path,
-                unix_now(),
-                &fresh_nonce(),
-                body,
-            ) {
+            match sign_fresh(agent, body) {
                 Ok(h) => {
                     t.sign += s.elapsed();
                     t.signed += 1;
@@ -374,7 +363,7 @@ async fn worker(
         let mut rb = http
             .post(format!("{base}{}", agent.path))
             .header("content-type", "application/json")
-            .body(body.clone());
+            .body(body.to_vec());
         for (n, v) in headers {
             rb = rb.header(n, v);
         }
@@ -432,9 +421,39 @@ impl Tally {
     }
 }
 
-/// Signs requests `0..n` before the load: request `i` goes to the agent and carries the body the
-/// worker that draws number `i` picks (same formulas as [`worker`]), with a fresh nonce and the
-/// current time.
+/// Request number `i` of a run: its agent (round-robin), whether it asks for the ungranted
+/// capability, and its body.
+fn request_number<'a>(
+    i: u64,
+    agents: &'a [Agent],
+    bodies: &'a [Vec<Vec<u8>>; 2],
+    deny_ratio: f64,
+) -> (&'a Agent, bool, &'a [u8]) {
+    let agent = &agents[(i % agents.len() as u64) as usize];
+    let ungranted = asks_ungranted(i, deny_ratio);
+    let variants = &bodies[usize::from(ungranted)];
+    (
+        agent,
+        ungranted,
+        &variants[(i % variants.len() as u64) as usize],
+    )
+}
+
+/// The signature headers of `agent`'s POST of `body`, with a fresh nonce and the current time.
+fn sign_fresh(agent: &Agent, body: &[u8]) -> aim_core::Result<Presigned> {
+    sign_request(
+        &agent.key,
+        &agent.id,
+        "POST",
+        &agent.path,
+        unix_now(),
+        &fresh_nonce(),
+        body,
+    )
+}
+
+/// Signs requests `0..n` before the load, each as the worker that draws its number would
+/// ([`request_number`], [`sign_fresh`]).
 fn presign(
     agents: &[Agent],
     bodies: &[Vec<Vec<u8>>; 2],
@@ -443,18 +462,8 @@ fn presign(
 ) -> anyhow::Result<Vec<Presigned>> {
     (0..n)
         .map(|i| {
-            let agent = &agents[(i % agents.len() as u64) as usize];
-            let variants = &bodies[usize::from(asks_ungranted(i, deny_ratio))];
-            let body = &variants[(i % variants.len() as u64) as usize];
-            Ok(sign_request(
-                &agent.key,
-                &agent.id,
-                "POST",
-                &agent.path,
-                unix_now(),
-                &fresh_nonce(),
-                body,
-            )?)
+            let (agent, _, body) = request_number(i, agents, bodies, deny_ratio);
+            Ok(sign_fresh(agent, body)?)
         })
         .collect()
 }
