@@ -5,6 +5,7 @@
 
 mod auth;
 mod stats;
+mod store;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,9 @@ enum Cmd {
     /// Signed action verifications/s (approved/denied), latency, server CPU and memory, and the
     /// ratio to the raw single-core Ed25519 verification rate measured in the same run.
     Verify(verify::VerifyArgs),
+    /// The decision writer alone: batches of decisions committed to a store from one task, as
+    /// the server's group-commit writer does, and the raw verify rate of the same run.
+    Store(store::StoreArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +41,7 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Auth(a) => rt.block_on(auth::run(a)),
         Cmd::Verify(a) => rt.block_on(verify::run(a)),
+        Cmd::Store(a) => rt.block_on(store::run(a)),
     }
 }
 

@@ -12,8 +12,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 /// A [`crate::Store`] on one SQLite file, in WAL mode with foreign keys enforced.
 ///
-/// Invariant: every write goes through ONE dedicated connection (`writer`); the `pool` of
-/// readers is opened read-only, so a write routed to it fails loudly instead of competing.
+/// Invariant: every write holds ONE dedicated connection (`writer`), the store's write lock;
+/// decision batches commit on the store's batch connection while they hold it
+/// ([`crate::sqlite_batch`]), everything else on `writer` itself. The `pool` of readers is
+/// opened read-only, so a write routed to it fails loudly instead of competing.
 /// SQLite admits one writer at a time: with writers on several connections, a transaction that
 /// finds the lock taken sleeps in the busy handler (1, 2, 5, 10, … ms) instead of queueing, and
 /// every connection whose file another one changed starts its next transaction on a cold page
@@ -32,6 +34,8 @@ pub struct SqliteStore {
     /// The checkpoint connection; the background task holds only a [`Weak`] and ends when the
     /// last clone of the store is dropped.
     maint: Arc<SqlitePool>,
+    /// Where decision batches commit, with their statements compiled once.
+    batch: Arc<crate::sqlite_batch::BatchConnection>,
 }
 
 /// How often the background task checkpoints the WAL.
@@ -42,7 +46,7 @@ pub const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 pub const WAL_BACKSTOP_PAGES: u32 = 16_384;
 
 /// Size (bytes) a WAL file is truncated to after it was reset (bounds the file on disk).
-const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+pub(crate) const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://PATH`, `sqlite:PATH` or a plain
@@ -94,6 +98,7 @@ impl SqliteStore {
             pool,
             writer,
             maint,
+            batch: Arc::new(crate::sqlite_batch::BatchConnection::new(path)),
         })
     }
 
@@ -117,7 +122,7 @@ impl SqliteStore {
         if !crate::sqlite_batch::applies(items) {
             return Ok(None);
         }
-        crate::sqlite_batch::commit(&self.writer, items)
+        crate::sqlite_batch::commit(&self.writer, &self.batch, items)
             .await
             .map(Some)
     }

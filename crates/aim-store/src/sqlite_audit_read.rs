@@ -5,8 +5,8 @@
 //! row of a SQLite result is produced on the connection's worker thread and handed to the
 //! calling task one at a time: under load sqlx's SQLite threads used 0.16 cores, 0.08 with this
 //! module (docs/BENCHMARKS.md). Here a page takes a read-only pool connection, locks its handle once
-//! ([`sqlx::sqlite::LockedSqliteHandle`], as [`crate::sqlite_batch`] does for writes) and steps
-//! the query through rusqlite on the calling thread.
+//! ([`sqlx::sqlite::LockedSqliteHandle`]) and steps the query through rusqlite on the calling
+//! thread.
 //!
 //! Invariants:
 //! - the calling thread blocks for one page (at most 1,000 rows): on Tokio's

@@ -1,4 +1,5 @@
-//! Decision batches on SQLite, committed without a thread hand-off per statement.
+//! Decision batches on SQLite, committed without a thread hand-off per statement and without
+//! compiling the same statements again for every batch.
 //!
 //! sqlx runs every SQLite statement on the connection's own worker thread and hands each result
 //! back to the calling task; a decision batch is about ten statements, so ten round trips between
@@ -6,28 +7,42 @@
 //! machine (docs/BENCHMARKS.md): the writer connection's thread was on a CPU for a third of the
 //! time the batch transactions took; the rest was waiting to be scheduled.
 //!
-//! Here one batch takes the writer connection's handle once ([`sqlx::sqlite::LockedSqliteHandle`])
-//! and runs the whole transaction synchronously on the calling thread through rusqlite, with
-//! single-row prepared statements. SQLite numbers `$N` parameters in order of first appearance,
-//! so statements whose `$N` are not in ascending order are bound by name. The statements' text is shared with the sqlx path
+//! Here one batch runs the whole transaction synchronously on the calling thread through
+//! rusqlite, with single-row statements kept compiled between batches (`prepare_cached`). A batch
+//! compiled its seven statements anew while they lived on a connection borrowed from sqlx for one
+//! batch: `sqlite3_prepare` was 16 % of the writer thread's CPU (docs/BENCHMARKS.md). The
+//! statements now live on the store's own batch connection ([`BatchConnection`]), opened by
+//! rusqlite on the same file and owned here, so its statement cache can outlive a batch and is
+//! finalized by rusqlite when the store goes away — never behind sqlx's back.
+//!
+//! SQLite numbers `$N` parameters in order of first appearance, so statements whose `$N` are not
+//! in ascending order are bound by name. The statements' text is shared with the sqlx path
 //! ([`crate::write_sql`]); chain planning ([`crate::audit_chain::plan`]), trust counters
 //! ([`crate::activity::aggregate_activity`]) and cache events ([`crate::actions::cache_event_of`])
 //! are the same functions. Batches holding other ops (capability requests, MCP attestations) take
 //! the sqlx path ([`applies`]).
 //!
 //! Invariants:
+//! - one writer at a time: a batch holds the sqlx writer pool's one connection (the store's write
+//!   lock, see [`crate::SqliteStore`]) for its whole transaction and commits on the batch
+//!   connection meanwhile; nothing else writes on the batch connection, and only this module
+//!   touches it, under its mutex;
 //! - the calling thread blocks for the batch (a few milliseconds): the server calls this from
 //!   the decision writer's own thread, never from a request task;
-//! - the transaction is `BEGIN IMMEDIATE` on the one writer connection, so it holds SQLite's write
-//!   lock from its first statement, like every other write of the store;
-//! - the connection is handed back outside any transaction: commit, or rollback on every error
+//! - the transaction is `BEGIN IMMEDIATE`, like every other write of the store;
+//! - the batch connection is left outside any transaction: commit, or rollback on every error
 //!   (and on unwind, by rusqlite's transaction guard);
-//! - the rusqlite view of the handle never outlives the lock (both live in [`commit`]'s scope and
-//!   the view is dropped first); rusqlite does not close a handle it did not open.
+//! - the batch connection has the writer's settings (WAL, `synchronous = NORMAL`, foreign keys,
+//!   in-memory statement journals, the same automatic-checkpoint backstop and WAL size limit).
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, named_params, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, TransactionBehavior, named_params, params,
+};
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
@@ -47,29 +62,73 @@ pub(crate) fn applies(items: &[DecisionWrite]) -> bool {
     })
 }
 
-/// Commits `items` in one transaction on the writer connection (same outcomes as
-/// [`crate::AgentStore::commit_decisions`]).
+/// The connection decision batches commit on: opened lazily on the store's file, kept for the
+/// store's lifetime with its compiled statements (see the module's invariants).
+#[derive(Debug)]
+pub(crate) struct BatchConnection {
+    path: PathBuf,
+    conn: Mutex<Option<Connection>>,
+}
+
+impl BatchConnection {
+    /// A batch connection for the database file at `path` (opened at the first batch).
+    pub(crate) fn new(path: PathBuf) -> Self {
+        BatchConnection {
+            path,
+            conn: Mutex::new(None),
+        }
+    }
+
+    fn open(&self) -> Result<Connection> {
+        let db = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sqlite_err)?;
+        db.busy_timeout(Duration::from_secs(10))
+            .map_err(sqlite_err)?;
+        db.execute_batch(&format!(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; \
+             PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
+            crate::sqlite::WAL_BACKSTOP_PAGES,
+            crate::sqlite::WAL_SIZE_LIMIT
+        ))
+        .map_err(sqlite_err)?;
+        let mode: String = db
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(sqlite_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Invalid(format!(
+                "the batch connection found journal mode {mode}, not wal"
+            )));
+        }
+        Ok(db)
+    }
+}
+
+/// Commits `items` in one transaction (same outcomes as
+/// [`crate::AgentStore::commit_decisions`]): holds `writer`'s one connection, the store's write
+/// lock, while the transaction runs on `batch`.
 pub(crate) async fn commit(
     writer: &SqlitePool,
+    batch: &BatchConnection,
     items: &[DecisionWrite],
 ) -> Result<Vec<DecisionOutcome>> {
-    let mut conn = writer.acquire().await?;
-    let mut locked = conn.lock_handle().await?;
-    let raw = locked.as_raw_handle();
-    // SAFETY: `raw` is the open connection handle of `locked`, which gives this thread exclusive
-    // use of it until `locked` is dropped (sqlx's worker waits on the same lock). `db` is dropped
-    // before `locked` at the end of this scope, and rusqlite neither closes nor keeps a handle it
-    // was given this way.
-    let mut db = unsafe { Connection::from_handle(raw.as_ptr()) }.map_err(sqlite_err)?;
-    let out = run(&mut db, items);
+    let write_lock = writer.acquire().await?;
+    let mut guard = batch.conn.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.is_none() {
+        *guard = Some(batch.open()?);
+    }
+    let db = guard.as_mut().expect("opened above");
+    let out = run(db, items);
     if !db.is_autocommit() {
         // `run` ends every path with COMMIT or a rollback; should a rollback itself have failed,
-        // sqlx must still get the connection back outside any transaction.
+        // the next batch must still start outside any transaction.
         tracing::error!("decision batch left a transaction open; rolling back");
         let _ = db.execute_batch("ROLLBACK");
     }
-    drop(db);
-    drop(locked);
+    drop(guard);
+    drop(write_lock);
     out
 }
 
@@ -100,7 +159,7 @@ fn batch(db: &Connection, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome
     let mut fresh = vec![true; items.len()];
     {
         let mut claim = db
-            .prepare(&format!("{NONCE_INTO}{}{NONCE_ON_CONFLICT}", values_row(5)))
+            .prepare_cached(&format!("{NONCE_INTO}{}{NONCE_ON_CONFLICT}", values_row(5)))
             .map_err(sqlite_err)?;
         let mut seen = HashSet::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -137,7 +196,7 @@ fn batch(db: &Connection, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome
             DecisionOp::InsertAction(a) => {
                 if insert_action.is_none() {
                     insert_action = Some(
-                        db.prepare(&format!("{ACTION_INTO}{}", values_row(14)))
+                        db.prepare_cached(&format!("{ACTION_INTO}{}", values_row(14)))
                             .map_err(sqlite_err)?,
                     );
                 }
@@ -170,7 +229,10 @@ fn batch(db: &Connection, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome
                 at,
             } => {
                 if update_result.is_none() {
-                    update_result = Some(db.prepare(ACTION_RESULT_UPDATE).map_err(sqlite_err)?);
+                    update_result = Some(
+                        db.prepare_cached(ACTION_RESULT_UPDATE)
+                            .map_err(sqlite_err)?,
+                    );
                 }
                 let stmt = update_result.as_mut().expect("prepared above");
                 stmt.execute(named_params! {
@@ -211,7 +273,7 @@ fn append_audits(db: &Connection, recs: &[ChainRecord]) -> Result<()> {
         .collect();
     if !events.is_empty() {
         let mut stmt = db
-            .prepare(&format!("{CACHE_EVENT_INTO}{}", values_row(4)))
+            .prepare_cached(&format!("{CACHE_EVENT_INTO}{}", values_row(4)))
             .map_err(sqlite_err)?;
         for e in &events {
             stmt.execute(params![e.org_id.as_bytes(), e.kind.as_str(), e.key, e.at])
@@ -221,7 +283,7 @@ fn append_audits(db: &Connection, recs: &[ChainRecord]) -> Result<()> {
     let activity = crate::activity::aggregate_activity(recs.iter().map(|c| c.rec));
     if !activity.is_empty() {
         let mut stmt = db
-            .prepare(&format!(
+            .prepare_cached(&format!(
                 "{ACTIVITY_INTO}{}{ACTIVITY_ON_CONFLICT}",
                 values_row(12)
             ))
@@ -251,14 +313,14 @@ fn append_audits(db: &Connection, recs: &[ChainRecord]) -> Result<()> {
     if chains.is_empty() {
         return Ok(());
     }
-    let mut lock = db.prepare(AUDIT_HEAD_LOCK).map_err(sqlite_err)?;
+    let mut lock = db.prepare_cached(AUDIT_HEAD_LOCK).map_err(sqlite_err)?;
     let mut entry = db
-        .prepare(&format!("{AUDIT_ENTRY_INTO}{}", values_row(11)))
+        .prepare_cached(&format!("{AUDIT_ENTRY_INTO}{}", values_row(11)))
         .map_err(sqlite_err)?;
     let mut node = db
-        .prepare(&format!("{AUDIT_NODE_INTO}{}", values_row(4)))
+        .prepare_cached(&format!("{AUDIT_NODE_INTO}{}", values_row(4)))
         .map_err(sqlite_err)?;
-    let mut head_update = db.prepare(AUDIT_HEAD_UPDATE).map_err(sqlite_err)?;
+    let mut head_update = db.prepare_cached(AUDIT_HEAD_UPDATE).map_err(sqlite_err)?;
     for (chain, idx) in chains {
         let updated_at = idx.iter().map(|&i| recs[i].rec.at).max().unwrap_or(0);
         let (size, head_hash, frontier): (i64, Vec<u8>, Vec<u8>) = lock
