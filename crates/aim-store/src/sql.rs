@@ -209,6 +209,7 @@ macro_rules! impl_store {
             qb.push($crate::write_sql::AUDIT_NODE_INTO);
             qb.push_values(nodes, |mut b, ((level, i), h)| {
                 b.push_bind(chain)
+                    .push_bind($crate::write_sql::closed_at(*level, *i))
                     .push_bind(i64::from(*level))
                     .push_bind(*i as i64)
                     .push_bind(h.to_vec());
@@ -263,10 +264,10 @@ macro_rules! impl_store {
                     }
                     qb.push("SELECT level, idx, hash FROM audit_nodes WHERE org_id = ")
                         .push_bind(chain)
+                        .push(" AND closed_at = ")
+                        .push_bind($crate::write_sql::closed_at(*level, *i))
                         .push(" AND level = ")
-                        .push_bind(i64::from(*level))
-                        .push(" AND idx = ")
-                        .push_bind(*i as i64);
+                        .push_bind(i64::from(*level));
                 }
                 let rows: Vec<(i64, i64, Vec<u8>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
                 for (level, i, h) in rows {

@@ -318,7 +318,7 @@ fn append_audits(db: &Connection, recs: &[ChainRecord]) -> Result<()> {
         .prepare_cached(&format!("{AUDIT_ENTRY_INTO}{}", values_row(11)))
         .map_err(sqlite_err)?;
     let mut node = db
-        .prepare_cached(&format!("{AUDIT_NODE_INTO}{}", values_row(4)))
+        .prepare_cached(&format!("{AUDIT_NODE_INTO}{}", values_row(5)))
         .map_err(sqlite_err)?;
     let mut head_update = db.prepare_cached(AUDIT_HEAD_UPDATE).map_err(sqlite_err)?;
     for (chain, idx) in chains {
@@ -359,6 +359,7 @@ fn append_audits(db: &Connection, recs: &[ChainRecord]) -> Result<()> {
         for ((level, i), h) in &planned.nodes {
             node.execute(params![
                 chain.as_bytes(),
+                closed_at(*level, *i),
                 i64::from(*level),
                 *i as i64,
                 h.as_slice()

@@ -252,6 +252,47 @@ macro_rules! store_suite {
     };
 }
 
+/// The migration that re-keyed `audit_nodes` by `closed_at` (tested on both backends).
+#[cfg(test)]
+pub(crate) const NODES_REKEYED: i64 = 20261209000000;
+
+/// `(level, idx)` of the old-shape node rows the re-keying tests start from.
+#[cfg(test)]
+pub(crate) const OLD_NODES: [(i64, i64); 5] = [(0, 0), (0, 6), (1, 0), (2, 1), (3, 2)];
+
+/// The migrations of `m` before `version` (an older server's schema). Uses `Migrator`'s
+/// `doc(hidden)` fields, which sqlx keeps public for its macro: tests only.
+#[cfg(test)]
+pub(crate) fn migrations_before(
+    m: &sqlx::migrate::Migrator,
+    version: i64,
+) -> sqlx::migrate::Migrator {
+    let mut older = sqlx::migrate::Migrator::DEFAULT;
+    older.migrations = m
+        .migrations
+        .iter()
+        .filter(|x| x.version < version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    older
+}
+
+/// `(closed_at, level, idx, hash)` rows of [`OLD_NODES`] after the re-keying, ordered by key,
+/// each hash `[level; 32]` as inserted.
+#[cfg(test)]
+pub(crate) fn assert_nodes_rekeyed(rows: &[(i64, i64, i64, Vec<u8>)]) {
+    let keys: Vec<(i64, i64, i64)> = rows.iter().map(|r| (r.0, r.1, r.2)).collect();
+    assert_eq!(
+        keys,
+        vec![(1, 0, 0), (2, 1, 0), (7, 0, 6), (8, 2, 1), (24, 3, 2)]
+    );
+    assert!(
+        rows.iter().all(|r| r.3 == vec![r.1 as u8; 32]),
+        "hashes kept"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

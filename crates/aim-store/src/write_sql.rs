@@ -52,8 +52,16 @@ pub(crate) const AUDIT_HEAD_LOCK: &str = "INSERT INTO audit_heads (org_id, size,
 pub(crate) const AUDIT_ENTRY_INTO: &str = "INSERT INTO audit_entries (id, org_id, at, event_type, actor, subject, payload, \
      client_addr, seq, prev_hash, hash) ";
 
-/// Closed Merkle subtrees (4 columns).
-pub(crate) const AUDIT_NODE_INTO: &str = "INSERT INTO audit_nodes (org_id, level, idx, hash) ";
+/// Closed Merkle subtrees (5 columns: org, [`closed_at`], level, idx, hash).
+pub(crate) const AUDIT_NODE_INTO: &str =
+    "INSERT INTO audit_nodes (org_id, closed_at, level, idx, hash) ";
+
+/// The key column of subtree `(level, idx)`: the log size whose append closed it,
+/// `(idx + 1) << level` (the tables' CHECK). Nodes closed by one batch of appends have adjacent
+/// keys, so they are written to the end of one key range.
+pub(crate) fn closed_at(level: u8, idx: u64) -> i64 {
+    (idx.saturating_add(1) << level) as i64
+}
 
 /// The head after an append (binds: chain, size, head_hash, frontier, updated_at).
 pub(crate) const AUDIT_HEAD_UPDATE: &str = "UPDATE audit_heads SET size = $2, head_hash = $3, frontier = $4, updated_at = $5 WHERE org_id = $1";
@@ -67,6 +75,15 @@ pub(crate) fn values_row(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subtree_closes_at_the_size_that_completes_it() {
+        assert_eq!(closed_at(0, 0), 1); // leaf 0 closes at size 1
+        assert_eq!(closed_at(0, 6), 7);
+        assert_eq!(closed_at(1, 0), 2); // leaves 0..2
+        assert_eq!(closed_at(2, 1), 8); // leaves 4..8
+        assert_eq!(closed_at(3, 2), 24); // leaves 16..24
+    }
 
     #[test]
     fn one_row_of_numbered_parameters() {
