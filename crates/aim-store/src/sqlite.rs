@@ -66,7 +66,11 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let path = opts.get_filename().to_path_buf();
+        // No ping before handing out a connection (sqlx's default): a SQLite connection is a
+        // file handle in this process, and the ping is a round trip to the connection's worker
+        // thread on every acquire — once per decision batch on the writer.
         let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .min_connections(1)
             .max_connections(1)
             .idle_timeout(None)
@@ -84,11 +88,13 @@ impl SqliteStore {
         restrict_permissions(&path);
         MIGRATOR.run(&writer).await?;
         let maint = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .min_connections(0)
             .max_connections(1)
             .connect_with(opts.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         let pool = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(max_connections.max(1))
             .connect_with(opts.read_only(true))
             .await?;
