@@ -16,7 +16,7 @@
 //! a native nonce (shared by replicas, expiring with the window). An identical signed request is
 //! therefore accepted once. Every failure answers 401 (403 for a non-active agent), never 500.
 
-use aim_core::keys::{PublicKey, decode_base64, is_agent_id};
+use aim_core::keys::{decode_base64, is_agent_id};
 use aim_store::Agent;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -121,8 +121,8 @@ async fn verify_agent(
 ) -> Result<(Agent, SigningKey), Error> {
     authenticate_agent(state, id, method, path, addr, |key: &[u8]| {
         claimed_key.is_none_or(|c| c == key)
-            && PublicKey::from_bytes(key)
-                .is_ok_and(|k| messages.iter().any(|m| k.verify(m, signature)))
+            && crate::agent_auth::agent_key(key)
+                .is_some_and(|k| messages.iter().any(|m| k.verify(m, signature)))
     })
     .await
 }
