@@ -145,9 +145,11 @@ impl SqliteStore {
             .map(Some)
     }
 
-    /// Closes the checkpoint connection (the background task then ends).
+    /// Closes the checkpoint connection (the background task then ends) and the batch
+    /// connection.
     async fn close_maintenance(&self) {
         self.maint.close().await;
+        self.batch.close();
     }
 }
 
@@ -212,6 +214,46 @@ crate::capabilities_sql::impl_capability_store!(SqliteStore, sqlx::SqliteConnect
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Closing the store closes every connection, the batch connection included: the last
+    /// one to close checkpoints and removes the WAL file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_closes_the_batch_connection_too() {
+        let db = crate::testing::TestDb::sqlite().unwrap();
+        let store = crate::connect(&db.url, 2).await.unwrap();
+        let org = uuid::Uuid::now_v7();
+        let item = crate::DecisionWrite {
+            nonce: Some(crate::NonceClaim {
+                signed_at: 1_767_225_600,
+                org_id: org,
+                agent_id: "aim_x".into(),
+                nonce: "n1".into(),
+                expires_at: 1_767_225_900_000,
+            }),
+            audit: crate::AuditRecord {
+                org_id: Some(org),
+                at: 1_767_225_600_000,
+                event_type: "agent.heartbeat".into(),
+                actor: "agent:aim_x".into(),
+                subject: None,
+                payload: serde_json::json!({}),
+                client_addr: None,
+            },
+            replay_audit: None,
+            op: crate::DecisionOp::None,
+            prepared: None,
+        };
+        // A batch of plain records commits on the batch connection.
+        assert_eq!(
+            store.commit_decisions(&[item]).await.unwrap(),
+            vec![crate::DecisionOutcome::Committed]
+        );
+        let path = db.url.trim_start_matches("sqlite://").to_string();
+        let wal = std::path::PathBuf::from(format!("{path}-wal"));
+        assert!(wal.exists(), "WAL in use while the store is open");
+        store.close().await;
+        assert!(!wal.exists(), "a connection stayed open after close");
+    }
 
     #[tokio::test]
     async fn audit_nodes_are_rekeyed_by_the_size_that_closed_them() {

@@ -79,6 +79,14 @@ impl BatchConnection {
         }
     }
 
+    /// Closes the connection (finalizing its statements) if it is open; a later batch would
+    /// open it again. The store calls this from `close`, after the writer pool — the write
+    /// lock every batch holds — is closed, so no batch is running.
+    pub(crate) fn close(&self) {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(conn);
+    }
+
     fn open(&self) -> Result<Connection> {
         let db = Connection::open_with_flags(
             &self.path,
