@@ -266,40 +266,6 @@ mod tests {
             .connect_with(opts)
             .await
             .unwrap();
-        crate::testing::migrations_before(&MIGRATOR, crate::testing::NODES_REKEYED)
-            .run(&pool)
-            .await
-            .unwrap();
-        let org = uuid::Uuid::now_v7();
-        for (level, idx) in crate::testing::OLD_NODES {
-            sqlx::query(
-                "INSERT INTO audit_nodes (org_id, level, idx, hash) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(org)
-            .bind(level)
-            .bind(idx)
-            .bind(vec![level as u8; 32])
-            .execute(&pool)
-            .await
-            .unwrap();
-        }
-        MIGRATOR.run(&pool).await.unwrap();
-        let rows: Vec<(i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT closed_at, level, idx, hash FROM audit_nodes WHERE org_id = $1 ORDER BY closed_at, level",
-        )
-        .bind(org)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        crate::testing::assert_nodes_rekeyed(&rows);
-        // A row whose key disagrees with its (level, idx) is refused.
-        let bad = sqlx::query(
-            "INSERT INTO audit_nodes (org_id, closed_at, level, idx, hash) VALUES ($1, 9, 0, 9, $2)",
-        )
-        .bind(org)
-        .bind(vec![0u8; 32])
-        .execute(&pool)
-        .await;
-        assert!(bad.is_err(), "CHECK (closed_at = (idx + 1) << level)");
+        crate::check_nodes_rekey!(pool, MIGRATOR);
     }
 }

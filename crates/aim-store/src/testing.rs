@@ -252,13 +252,58 @@ macro_rules! store_suite {
     };
 }
 
+/// On `$pool` (a fresh database of either backend): migrates to the schema before
+/// [`NODES_REKEYED`], stores old-shape Merkle nodes (each hash `[level; 32]`), runs every
+/// migration of `$migrator`, and checks that each node got `closed_at = (idx + 1) << level` with
+/// its hash and that a row whose key disagrees with its `(level, idx)` is refused.
+#[cfg(test)]
+#[macro_export]
+macro_rules! check_nodes_rekey {
+    ($pool:expr, $migrator:expr) => {{
+        let pool = &$pool;
+        $crate::testing::migrations_before(&$migrator, $crate::testing::NODES_REKEYED)
+            .run(pool)
+            .await
+            .unwrap();
+        let org = uuid::Uuid::now_v7();
+        for (level, idx) in [(0i64, 0i64), (0, 6), (1, 0), (2, 1), (3, 2)] {
+            sqlx::query(
+                "INSERT INTO audit_nodes (org_id, level, idx, hash) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(org)
+            .bind(level)
+            .bind(idx)
+            .bind(vec![level as u8; 32])
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        $migrator.run(pool).await.unwrap();
+        let rows: Vec<(i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT closed_at, level, idx, hash FROM audit_nodes WHERE org_id = $1 ORDER BY closed_at, level",
+        )
+        .bind(org)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let keys: Vec<(i64, i64, i64)> = rows.iter().map(|r| (r.0, r.1, r.2)).collect();
+        assert_eq!(keys, vec![(1, 0, 0), (2, 1, 0), (7, 0, 6), (8, 2, 1), (24, 3, 2)]);
+        assert!(rows.iter().all(|r| r.3 == vec![r.1 as u8; 32]), "hashes kept");
+        // A row whose key disagrees with its (level, idx) is refused.
+        let bad = sqlx::query(
+            "INSERT INTO audit_nodes (org_id, closed_at, level, idx, hash) VALUES ($1, 9, 0, 9, $2)",
+        )
+        .bind(org)
+        .bind(vec![0u8; 32])
+        .execute(pool)
+        .await;
+        assert!(bad.is_err(), "CHECK (closed_at = (idx + 1) << level)");
+    }};
+}
+
 /// The migration that re-keyed `audit_nodes` by `closed_at` (tested on both backends).
 #[cfg(test)]
 pub(crate) const NODES_REKEYED: i64 = 20261209000000;
-
-/// `(level, idx)` of the old-shape node rows the re-keying tests start from.
-#[cfg(test)]
-pub(crate) const OLD_NODES: [(i64, i64); 5] = [(0, 0), (0, 6), (1, 0), (2, 1), (3, 2)];
 
 /// The migrations of `m` before `version` (an older server's schema). Uses `Migrator`'s
 /// `doc(hidden)` fields, which sqlx keeps public for its macro: tests only.
@@ -276,21 +321,6 @@ pub(crate) fn migrations_before(
         .collect::<Vec<_>>()
         .into();
     older
-}
-
-/// `(closed_at, level, idx, hash)` rows of [`OLD_NODES`] after the re-keying, ordered by key,
-/// each hash `[level; 32]` as inserted.
-#[cfg(test)]
-pub(crate) fn assert_nodes_rekeyed(rows: &[(i64, i64, i64, Vec<u8>)]) {
-    let keys: Vec<(i64, i64, i64)> = rows.iter().map(|r| (r.0, r.1, r.2)).collect();
-    assert_eq!(
-        keys,
-        vec![(1, 0, 0), (2, 1, 0), (7, 0, 6), (8, 2, 1), (24, 3, 2)]
-    );
-    assert!(
-        rows.iter().all(|r| r.3 == vec![r.1 as u8; 32]),
-        "hashes kept"
-    );
 }
 
 #[cfg(test)]
