@@ -28,6 +28,11 @@ use aim_core::aip;
 use aim_core::keys::{KeyPair, encode_base64};
 use aim_core::request_signing::{canonical_request, sign_request};
 use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::stats::{Phase, cpu_secs, rss_kib};
@@ -311,38 +316,78 @@ async fn activate_agent(
     })
 }
 
-/// One worker: signed verify requests until `deadline`.
-// Each worker owns its share of the run's parameters; a struct would only rename them.
-#[allow(clippy::too_many_arguments)]
-async fn worker(
-    http: reqwest::Client,
-    base: Arc<String>,
-    agents: Arc<Vec<Agent>>,
-    bodies: Arc<[Vec<Vec<u8>>; 2]>,
-    counter: Arc<AtomicU64>,
+/// What every worker of the timed phase shares.
+struct Load {
+    /// `host:port` of the server (the load speaks plain HTTP/1.1).
+    authority: String,
+    agents: Vec<Agent>,
+    bodies: [Vec<Bytes>; 2],
+    counter: AtomicU64,
     deny_ratio: f64,
     endpoint: Endpoint,
     deadline: Instant,
-    presigned: Arc<Vec<Presigned>>,
-) -> Tally {
+    presigned: Vec<Presigned>,
+}
+
+/// One keep-alive HTTP/1.1 connection (hyper's connection-level client: no pool, no URL parsing
+/// per request, so the client takes as little of the shared cores as possible).
+async fn connect(authority: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(authority).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// Sends `req` on `conn` (reconnecting first when the server closed it) and reads the answer.
+async fn exchange(
+    conn: &mut Option<SendRequest<Full<Bytes>>>,
+    authority: &str,
+    req: http::Request<Full<Bytes>>,
+) -> anyhow::Result<(u16, Bytes)> {
+    let sender = match conn {
+        Some(s) if !s.is_closed() => s,
+        _ => conn.insert(connect(authority).await?),
+    };
+    let res = async {
+        sender.ready().await?;
+        let resp = sender.send_request(req).await?;
+        let code = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        anyhow::Ok((code, body))
+    }
+    .await;
+    if res.is_err() {
+        *conn = None;
+    }
+    res
+}
+
+/// One worker: signed requests on its own connection until the deadline.
+async fn worker(load: Arc<Load>) -> Tally {
     let mut t = Tally::default();
-    while Instant::now() < deadline {
-        let i = counter.fetch_add(1, Ordering::Relaxed);
-        let (agent, ungranted, body) = request_number(i, &agents, &bodies, deny_ratio);
-        if endpoint == Endpoint::Health {
+    let mut conn = None;
+    let host = HeaderValue::from_str(&load.authority).ok();
+    let json = HeaderValue::from_static("application/json");
+    while Instant::now() < load.deadline {
+        let i = load.counter.fetch_add(1, Ordering::Relaxed);
+        let (agent, ungranted, body) =
+            request_number(i, &load.agents, &load.bodies, load.deny_ratio);
+        let mut req = http::Request::new(Full::new(Bytes::new()));
+        if let Some(h) = &host {
+            req.headers_mut().insert(http::header::HOST, h.clone());
+        }
+        if load.endpoint == Endpoint::Health {
+            *req.uri_mut() = http::Uri::from_static("/health");
             let start = Instant::now();
-            let res = match http.get(format!("{base}/health")).send().await {
-                Ok(r) => {
-                    let code = r.status().as_u16();
-                    r.bytes().await.map(|b| (code, b))
-                }
-                Err(e) => Err(e),
-            };
-            t.record(res, start.elapsed(), endpoint, ungranted);
+            let res = exchange(&mut conn, &load.authority, req).await;
+            t.record(res, start.elapsed(), load.endpoint, ungranted);
             continue;
         }
         let s = Instant::now();
-        let headers = if let Some(h) = presigned.get(i as usize) {
+        let headers = if let Some(h) = load.presigned.get(i as usize) {
             t.presigned_used += 1;
             h.clone()
         } else {
@@ -360,22 +405,26 @@ async fn worker(
                 }
             }
         };
-        let mut rb = http
-            .post(format!("{base}{}", agent.path))
-            .header("content-type", "application/json")
-            .body(body.to_vec());
+        *req.method_mut() = http::Method::POST;
+        match http::Uri::try_from(agent.path.as_str()) {
+            Ok(u) => *req.uri_mut() = u,
+            Err(e) => {
+                t.samples.entry(0).or_insert_with(|| e.to_string());
+                *t.errors.entry(0).or_default() += 1;
+                continue;
+            }
+        }
+        *req.body_mut() = Full::new(body.clone());
+        let h = req.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, json.clone());
         for (n, v) in headers {
-            rb = rb.header(n, v);
+            if let Ok(v) = HeaderValue::try_from(v) {
+                h.insert(n, v);
+            }
         }
         let start = Instant::now();
-        let res = match rb.send().await {
-            Ok(r) => {
-                let code = r.status().as_u16();
-                r.bytes().await.map(|b| (code, b))
-            }
-            Err(e) => Err(e),
-        };
-        t.record(res, start.elapsed(), endpoint, ungranted);
+        let res = exchange(&mut conn, &load.authority, req).await;
+        t.record(res, start.elapsed(), load.endpoint, ungranted);
     }
     t
 }
@@ -384,7 +433,7 @@ impl Tally {
     /// Counts one answer: a 200 is a decision (by its `status` member), anything else an error.
     fn record<B: AsRef<[u8]>>(
         &mut self,
-        res: reqwest::Result<(u16, B)>,
+        res: anyhow::Result<(u16, B)>,
         elapsed: Duration,
         endpoint: Endpoint,
         ungranted: bool,
@@ -426,9 +475,9 @@ impl Tally {
 fn request_number<'a>(
     i: u64,
     agents: &'a [Agent],
-    bodies: &'a [Vec<Vec<u8>>; 2],
+    bodies: &'a [Vec<Bytes>; 2],
     deny_ratio: f64,
-) -> (&'a Agent, bool, &'a [u8]) {
+) -> (&'a Agent, bool, &'a Bytes) {
     let agent = &agents[(i % agents.len() as u64) as usize];
     let ungranted = asks_ungranted(i, deny_ratio);
     let variants = &bodies[usize::from(ungranted)];
@@ -456,7 +505,7 @@ fn sign_fresh(agent: &Agent, body: &[u8]) -> aim_core::Result<Presigned> {
 /// ([`request_number`], [`sign_fresh`]).
 fn presign(
     agents: &[Agent],
-    bodies: &[Vec<Vec<u8>>; 2],
+    bodies: &[Vec<Bytes>; 2],
     deny_ratio: f64,
     n: u64,
 ) -> anyhow::Result<Vec<Presigned>> {
@@ -471,6 +520,44 @@ fn presign(
 /// Runs the raw baseline on a blocking thread (the runtime stays free).
 async fn raw_rate(secs: f64) -> anyhow::Result<f64> {
     Ok(tokio::task::spawn_blocking(move || raw_verify_rate(secs)).await?)
+}
+
+/// `host:port` of an `http://` base URL (the timed phase speaks plain HTTP/1.1 only).
+fn load_authority(base: &str) -> anyhow::Result<String> {
+    let uri: http::Uri = base.parse().with_context(|| format!("server URL {base}"))?;
+    if uri.scheme_str() != Some("http") {
+        bail!("the load speaks plain HTTP: --server must be an http:// URL, not {base}");
+    }
+    let host = uri.host().context("server URL without a host")?;
+    Ok(format!("{host}:{}", uri.port_u16().unwrap_or(80)))
+}
+
+/// Runs `concurrency` workers to the deadline on a single-threaded runtime of their own thread:
+/// the client then uses at most one core, with no wake-ups across threads.
+async fn run_load(load: Arc<Load>, concurrency: u32) -> anyhow::Result<Tally> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("aim-bench-load".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| {
+                    rt.block_on(async {
+                        let tasks: Vec<_> = (0..concurrency)
+                            .map(|_| tokio::spawn(worker(load.clone())))
+                            .collect();
+                        let mut total = Tally::default();
+                        for t in tasks {
+                            total.merge(t.await?);
+                        }
+                        anyhow::Ok(total)
+                    })
+                });
+            let _ = tx.send(result);
+        })?;
+    rx.await.context("the load thread ended without a result")?
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
@@ -505,25 +592,25 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let setup = setup.elapsed();
 
     // Request bodies: 64 resources per capability, so requests do not all carry the same bytes.
-    let make = |cap: &str| -> Vec<Vec<u8>> {
+    let make = |cap: &str| -> Vec<Bytes> {
         if args.endpoint != Endpoint::Verify {
-            return vec![b"{}".to_vec()];
+            return vec![Bytes::from_static(b"{}")];
         }
         (0..64)
             .map(|r| {
-                serde_json::to_vec(&json!({
-                    "capability": cap,
-                    "resource": format!("file:///tmp/aim-bench/{r}"),
-                    "context": { "riskLevel": "low" },
-                }))
-                .expect("JSON")
+                Bytes::from(
+                    serde_json::to_vec(&json!({
+                        "capability": cap,
+                        "resource": format!("file:///tmp/aim-bench/{r}"),
+                        "context": { "riskLevel": "low" },
+                    }))
+                    .expect("JSON"),
+                )
             })
             .collect()
     };
     let bodies = Arc::new([make(&args.capability), make(&args.denied_capability)]);
     let agents = Arc::new(agents);
-    let base = Arc::new(base);
-    let counter = Arc::new(AtomicU64::new(0));
 
     let (presigned, presign_secs) = if args.presign > 0 && args.endpoint != Endpoint::Health {
         let (agents, bodies, ratio, n) = (
@@ -538,7 +625,10 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     } else {
         (Vec::new(), 0.0)
     };
-    let presigned = Arc::new(presigned);
+    let authority = load_authority(&base)?;
+    let (Ok(agents), Ok(bodies)) = (Arc::try_unwrap(agents), Arc::try_unwrap(bodies)) else {
+        bail!("the presigning task still holds the agents");
+    };
 
     let peak = Arc::new(AtomicU64::new(0));
     let sampler = args.pid.map(|pid| {
@@ -556,25 +646,18 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let (server_cpu0, client_cpu0) = (args.pid.and_then(cpu_secs), cpu_secs(me));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.duration);
-    let tasks: Vec<_> = (0..args.concurrency)
-        .map(|_| {
-            tokio::spawn(worker(
-                http.clone(),
-                base.clone(),
-                agents.clone(),
-                bodies.clone(),
-                counter.clone(),
-                args.deny_ratio,
-                args.endpoint,
-                deadline,
-                presigned.clone(),
-            ))
-        })
-        .collect();
-    let mut total = Tally::default();
-    for t in tasks {
-        total.merge(t.await?);
-    }
+    let load = Arc::new(Load {
+        authority,
+        agents,
+        bodies,
+        counter: AtomicU64::new(0),
+        deny_ratio: args.deny_ratio,
+        endpoint: args.endpoint,
+        deadline,
+        presigned,
+    });
+    let mut total = run_load(load.clone(), args.concurrency).await?;
+    let presigned = &load.presigned;
     let elapsed = start.elapsed();
     let (server_cpu1, client_cpu1) = (args.pid.and_then(cpu_secs), cpu_secs(me));
     if let Some(s) = sampler {
@@ -649,16 +732,18 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
             total.signed
         );
     }
-    if total.signed > 0 {
-        let sign_us = total.sign.as_secs_f64() * 1e6 / total.signed as f64;
-        print!("client signing: {sign_us:.1} µs per request");
-        if let (Some(c0), Some(c1)) = (client_cpu0, client_cpu1) {
-            let cpu = c1 - c0;
+    if let (Some(c0), Some(c1)) = (client_cpu0, client_cpu1) {
+        let cpu = c1 - c0;
+        print!(
+            "client CPU: {cpu:.2} CPU-s ({:.2} cores), {:.1} µs per answer",
+            cpu / secs,
+            cpu * 1e6 / (ok + errors).max(1) as f64
+        );
+        if total.signed > 0 {
             print!(
-                ", {:.1} % of the client's {:.2} CPU-s ({:.2} cores)",
-                100.0 * total.sign.as_secs_f64() / cpu.max(1e-9),
-                cpu,
-                cpu / secs
+                "; signing inline {:.1} µs per request, {:.1} % of it",
+                total.sign.as_secs_f64() * 1e6 / total.signed as f64,
+                100.0 * total.sign.as_secs_f64() / cpu.max(1e-9)
             );
         }
         println!();
@@ -720,8 +805,11 @@ mod tests {
             })
             .collect();
         let bodies = [
-            vec![b"{\"a\":1}".to_vec(), b"{\"a\":2}".to_vec()],
-            vec![b"{\"d\":1}".to_vec()],
+            vec![
+                Bytes::from_static(b"{\"a\":1}"),
+                Bytes::from_static(b"{\"a\":2}"),
+            ],
+            vec![Bytes::from_static(b"{\"d\":1}")],
         ];
         let signed = presign(&agents, &bodies, 0.25, 40).unwrap();
         assert_eq!(signed.len(), 40);
