@@ -69,6 +69,24 @@ fn bench(c: &mut Criterion) {
     g.bench_function("evaluate_cedar_40_policies", |b| {
         b.iter(|| engine.evaluate(std::hint::black_box(&req)).expect("decide"))
     });
+    // The engine keeps each agent's entities between decisions; the resource entity is built
+    // for every request. Here every request names another resource (no two alike in a row).
+    let varied: Vec<Request> = (0..4096)
+        .map(|i| {
+            let mut r = request();
+            r.resource = format!("db/customers/{i}");
+            r
+        })
+        .collect();
+    let mut i = 0usize;
+    g.bench_function("evaluate_cedar_40_policies_new_resource_each", |b| {
+        b.iter(|| {
+            i = (i + 1) % varied.len();
+            engine
+                .evaluate(std::hint::black_box(&varied[i]))
+                .expect("decide")
+        })
+    });
     let yaml = "policies:\n  - {name: pay, capability: \"payments:*\", action: allow}\n  - {name: burst, capability: \"payments:*\", action: rate_limit, limit: 10, period: 1m}\n  - {name: no-drop, capability: db:drop, action: deny}\n";
     let y = Engine::compile(
         yaml,

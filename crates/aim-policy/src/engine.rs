@@ -16,7 +16,8 @@
 //!
 //! Obligations of governance rules covering the capability are attached to every decision.
 //!
-//! An [`Engine`] is immutable: compile once, share behind an `Arc`, evaluate from any thread.
+//! An [`Engine`]'s policies are immutable (it only caches Cedar values between requests): compile
+//! once, share behind an `Arc`, evaluate from any thread.
 //! Replacing the policies means building a new engine (the server swaps it on policy change).
 
 use std::collections::BTreeSet;
@@ -52,6 +53,9 @@ pub struct Engine {
     bundle: PolicyBundle,
     mode: EnforcementMode,
     authorizer: Authorizer,
+    /// Entities and contexts of recent requests (see [`request::CedarCache`] for when they are
+    /// reused); dropped with the engine when the policies change.
+    cache: request::CedarCache,
 }
 
 impl Engine {
@@ -61,6 +65,7 @@ impl Engine {
             bundle,
             mode,
             authorizer: Authorizer::new(),
+            cache: request::CedarCache::default(),
         }
     }
 
@@ -125,7 +130,7 @@ impl Engine {
             return Ok(d);
         }
 
-        let (cedar_req, entities) = request::to_cedar(req)?;
+        let (cedar_req, entities) = self.cache.to_cedar(req)?;
         let resp = self
             .authorizer
             .is_authorized(&cedar_req, &self.bundle.set, &entities);

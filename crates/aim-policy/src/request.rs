@@ -218,14 +218,122 @@ fn s(v: &str) -> RestrictedExpression {
     RestrictedExpression::new_string(v.to_string())
 }
 
-/// The Cedar request and entities for `req` (assumes [`Request::validate`] passed).
-pub(crate) fn to_cedar(req: &Request) -> Result<(cedar_policy::Request, cedar_policy::Entities)> {
-    let a = &req.agent;
-    let principal = uid("Agent", &a.id)?;
-    let action = uid("Action", &req.capability.to_string())?;
-    let group = uid("Action", &req.capability.namespace_grant().to_string())?;
-    let resource = uid("Resource", &req.resource)?;
+/// Most `(agent, capability)` entity sets a [`CedarCache`] keeps (emptied when full).
+const PRINCIPALS_MAX: usize = 4096;
+/// Most contexts a [`CedarCache`] keeps for the current second (emptied when full).
+const CONTEXTS_MAX: usize = 1024;
 
+/// The policy-visible attributes of an agent (everything [`to_cedar`] puts in its entity).
+fn same_principal(a: &Agent, b: &Agent) -> bool {
+    a.id == b.id
+        && a.name == b.name
+        && a.agent_type == b.agent_type
+        && a.trust_score == b.trust_score
+        && a.tags == b.tags
+        && a.owner == b.owner
+}
+
+/// What a context is built from, truncated to the second like `context.time`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ContextKey {
+    risk: RiskLevel,
+    client_address: Option<IpAddr>,
+    mcp_server: Option<String>,
+}
+
+/// Cedar values kept between decisions of one [`crate::Engine`]: building the entities and the
+/// context cost ~4× Cedar's evaluation of a small policy set (`aim-bench verify` profile).
+///
+/// Invariants: a cached entity set is used only for the same agent id AND capability AND
+/// identical policy-visible agent attributes ([`same_principal`]: name, type, trust score, tags,
+/// owner), so a changed attribute (a new trust score, say) rebuilds it; the resource entity is
+/// built for every request and added to a copy. A cached context is used only within the same
+/// second for the same risk level, client address and MCP server. Both maps are bounded.
+#[derive(Debug, Default)]
+pub(crate) struct CedarCache {
+    principals: Mutex<HashMap<(String, Capability), (Agent, cedar_policy::Entities)>>,
+    contexts: Mutex<(i64, HashMap<ContextKey, cedar_policy::Context>)>,
+}
+
+impl CedarCache {
+    /// The Cedar request and entities for `req` (assumes [`Request::validate`] passed); the
+    /// same values as [`to_cedar`], from the cache when it holds them.
+    pub(crate) fn to_cedar(
+        &self,
+        req: &Request,
+    ) -> Result<(cedar_policy::Request, cedar_policy::Entities)> {
+        let a = &req.agent;
+        let key = (a.id.clone(), req.capability.clone());
+        let cached = {
+            let map = self.principals.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&key)
+                .filter(|(seen, _)| same_principal(seen, a))
+                .map(|(_, e)| e.clone())
+        };
+        let principal = match cached {
+            Some(e) => e,
+            None => {
+                let e = principal_entities(a, &req.capability)?;
+                let mut map = self.principals.lock().unwrap_or_else(|p| p.into_inner());
+                if map.len() >= PRINCIPALS_MAX {
+                    map.clear();
+                }
+                let mut seen = a.clone();
+                seen.capabilities = None;
+                map.insert(key, (seen, e.clone()));
+                e
+            }
+        };
+        let resource = uid("Resource", &req.resource)?;
+        let entities = principal
+            .add_entities([resource_entity(&resource, &req.resource)?], None)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let context = self.context(&req.context)?;
+        let request = cedar_policy::Request::new(
+            uid("Agent", &a.id)?,
+            uid("Action", &req.capability.to_string())?,
+            resource,
+            context,
+            None,
+        )
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok((request, entities))
+    }
+
+    fn context(&self, c: &RequestContext) -> Result<cedar_policy::Context> {
+        let second = c.time.timestamp();
+        let key = ContextKey {
+            risk: c.risk_level,
+            client_address: c.client_address,
+            mcp_server: c.mcp_server.clone(),
+        };
+        {
+            let guard = self.contexts.lock().unwrap_or_else(|p| p.into_inner());
+            if guard.0 == second
+                && let Some(ctx) = guard.1.get(&key)
+            {
+                return Ok(ctx.clone());
+            }
+        }
+        let ctx = context_of(c)?;
+        let mut guard = self.contexts.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.0 != second || guard.1.len() >= CONTEXTS_MAX {
+            *guard = (second, HashMap::new());
+        }
+        guard.1.insert(key, ctx.clone());
+        Ok(ctx)
+    }
+}
+
+fn internal(e: &dyn std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// The principal's entity, the action's and its namespace group's.
+fn principal_entities(a: &Agent, capability: &Capability) -> Result<cedar_policy::Entities> {
+    let principal = uid("Agent", &a.id)?;
+    let action = uid("Action", &capability.to_string())?;
+    let group = uid("Action", &capability.namespace_grant().to_string())?;
     let agent_attrs: HashMap<String, RestrictedExpression> = HashMap::from([
         ("name".to_string(), s(&a.name)),
         ("agentType".to_string(), s(&a.agent_type)),
@@ -239,23 +347,25 @@ pub(crate) fn to_cedar(req: &Request) -> Result<(cedar_policy::Request, cedar_po
         ),
         ("owner".to_string(), s(&a.owner)),
     ]);
-    let internal = |e: &dyn std::fmt::Display| Error::Internal(e.to_string());
     let entities = [
-        Entity::new(principal.clone(), agent_attrs, Default::default())
-            .map_err(|e| internal(&e))?,
-        Entity::new(
-            resource.clone(),
-            HashMap::from([("id".to_string(), s(&req.resource))]),
-            Default::default(),
-        )
-        .map_err(|e| internal(&e))?,
-        Entity::new_no_attrs(action.clone(), [group.clone()].into()),
+        Entity::new(principal, agent_attrs, Default::default()).map_err(|e| internal(&e))?,
+        Entity::new_no_attrs(action, [group.clone()].into()),
         Entity::new_no_attrs(group, Default::default()),
     ];
-    let entities =
-        cedar_policy::Entities::from_entities(entities, None).map_err(|e| internal(&e))?;
+    cedar_policy::Entities::from_entities(entities, None).map_err(|e| internal(&e))
+}
 
-    let c = &req.context;
+/// The resource's entity (`Resource::"<resource>"` with its `id`).
+fn resource_entity(uid: &EntityUid, resource: &str) -> Result<Entity> {
+    Entity::new(
+        uid.clone(),
+        HashMap::from([("id".to_string(), s(resource))]),
+        Default::default(),
+    )
+    .map_err(|e| internal(&e))
+}
+
+fn context_of(c: &RequestContext) -> Result<cedar_policy::Context> {
     let mut pairs = vec![
         ("time".to_string(), datetime_value(&c.time)),
         ("riskLevel".to_string(), s(c.risk_level.as_str())),
@@ -270,9 +380,97 @@ pub(crate) fn to_cedar(req: &Request) -> Result<(cedar_policy::Request, cedar_po
     if let Some(m) = &c.mcp_server {
         pairs.push(("mcpServer".to_string(), s(m)));
     }
-    let context = cedar_policy::Context::from_pairs(pairs)
-        .map_err(|e| Error::Request(format!("context: {e}")))?;
-    let request = cedar_policy::Request::new(principal, action, resource, context, None)
+    cedar_policy::Context::from_pairs(pairs).map_err(|e| Error::Request(format!("context: {e}")))
+}
+
+/// The Cedar request and entities for `req` (assumes [`Request::validate`] passed), built from
+/// nothing: the reference [`CedarCache::to_cedar`] must agree with.
+#[cfg(test)]
+pub(crate) fn to_cedar(req: &Request) -> Result<(cedar_policy::Request, cedar_policy::Entities)> {
+    let resource = uid("Resource", &req.resource)?;
+    let entities = principal_entities(&req.agent, &req.capability)?
+        .add_entities([resource_entity(&resource, &req.resource)?], None)
         .map_err(|e| internal(&e))?;
+    let request = cedar_policy::Request::new(
+        uid("Agent", &req.agent.id)?,
+        uid("Action", &req.capability.to_string())?,
+        resource,
+        context_of(&req.context)?,
+        None,
+    )
+    .map_err(|e| internal(&e))?;
     Ok((request, entities))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn request(n: u32) -> Request {
+        Request {
+            agent: Agent {
+                id: format!("agent-{}", n % 3),
+                name: "bot".into(),
+                agent_type: "ai_agent".into(),
+                trust_score: (n % 7) as u8 * 10,
+                tags: (0..n % 3).map(|t| format!("t{t}")).collect(),
+                owner: "alice@example.com".into(),
+                capabilities: None,
+            },
+            capability: Capability::parse(if n % 2 == 0 { "files:read" } else { "db:query" })
+                .unwrap(),
+            resource: format!("res-{}", n % 5),
+            context: RequestContext {
+                time: Utc.with_ymd_and_hms(2026, 12, 7, 1, 0, 0).unwrap()
+                    + chrono::Duration::milliseconds(i64::from(n) * 370),
+                risk_level: [RiskLevel::Low, RiskLevel::High][(n % 2) as usize],
+                client_address: (n % 4 != 0).then(|| format!("10.0.0.{}", n % 4).parse().unwrap()),
+                mcp_server: (n % 5 == 0).then(|| "pg-mcp".to_string()),
+            },
+        }
+    }
+
+    /// Whatever the cache holds, it answers exactly what building from nothing answers.
+    #[test]
+    fn the_cache_agrees_with_building_from_nothing() {
+        let cache = CedarCache::default();
+        for n in 0..400 {
+            let r = request(n);
+            let (want_req, want_entities) = to_cedar(&r).unwrap();
+            let (got_req, got_entities) = cache.to_cedar(&r).unwrap();
+            // (`Entities`' `==` compares entity ids only; `deep_eq` compares attributes and
+            // ancestors too.)
+            assert!(
+                got_entities.deep_eq(&want_entities),
+                "entities of request {n}"
+            );
+            assert_eq!(got_req.principal(), want_req.principal(), "{n}");
+            assert_eq!(got_req.action(), want_req.action(), "{n}");
+            assert_eq!(got_req.resource(), want_req.resource(), "{n}");
+            assert_eq!(
+                got_req.context(),
+                want_req.context(),
+                "context of request {n}"
+            );
+        }
+        // It was used: the principals of 3 agents x 2 capabilities at most 7 x 3 attribute sets.
+        let held = cache.principals.lock().unwrap().len();
+        assert!((1..=6).contains(&held), "{held}");
+    }
+
+    /// Both maps stay bounded.
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = CedarCache::default();
+        for n in 0..(PRINCIPALS_MAX as u32 + 10) {
+            let mut r = request(0);
+            r.agent.id = format!("agent-{n}");
+            r.context.client_address =
+                Some(std::net::IpAddr::from([10, 0, (n >> 8) as u8, n as u8]));
+            cache.to_cedar(&r).unwrap();
+        }
+        assert!(cache.principals.lock().unwrap().len() <= PRINCIPALS_MAX);
+        assert!(cache.contexts.lock().unwrap().1.len() <= CONTEXTS_MAX);
+    }
 }

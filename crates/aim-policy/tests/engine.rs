@@ -521,3 +521,70 @@ fn time_and_address_values_follow_each_request() {
         }
     }
 }
+
+/// The engine keeps each agent's Cedar entities between decisions (`request.rs`,
+/// `CedarCache`): any policy-visible change of the agent, and every other resource,
+/// capability and context value, must still be decided on the request's own values.
+#[test]
+fn cached_entities_follow_each_agent_attribute_and_resource() {
+    let e = cedar(
+        r#"
+        permit(principal, action, resource) when { principal.trustScore >= 50 };
+        forbid(principal, action, resource) when { principal.tags.contains("quarantined") };
+        forbid(principal, action, resource) when { principal.name == "renamed" };
+        forbid(principal, action, resource) when { principal.owner == "mallory@example.com" };
+        forbid(principal, action, resource) when { principal.agentType == "mcp_server" };
+        forbid(principal, action == Action::"files:delete", resource);
+        forbid(principal, action, resource) when { resource.id == "db/secrets" };
+        forbid(principal, action, resource) when { context.riskRank >= 3 };
+        forbid(principal, action, resource)
+          when { context has mcpServer && context.mcpServer == "evil-mcp" };
+        "#,
+    );
+    let decide = |r: &Request| e.evaluate(r).unwrap().effect;
+    for _ in 0..3 {
+        let base = req("files:read", 80);
+        assert_eq!(decide(&base), Effect::Allow);
+        let changes: Vec<(&str, Box<dyn Fn(&mut Request)>)> = vec![
+            ("trust", Box::new(|r| r.agent.trust_score = 49)),
+            (
+                "tags",
+                Box::new(|r| r.agent.tags.push("quarantined".into())),
+            ),
+            ("name", Box::new(|r| r.agent.name = "renamed".into())),
+            (
+                "owner",
+                Box::new(|r| r.agent.owner = "mallory@example.com".into()),
+            ),
+            (
+                "type",
+                Box::new(|r| r.agent.agent_type = "mcp_server".into()),
+            ),
+            (
+                "capability",
+                Box::new(|r| r.capability = Capability::parse("files:delete").unwrap()),
+            ),
+            ("resource", Box::new(|r| r.resource = "db/secrets".into())),
+            (
+                "risk",
+                Box::new(|r| r.context.risk_level = RiskLevel::Critical),
+            ),
+            (
+                "mcp",
+                Box::new(|r| r.context.mcp_server = Some("evil-mcp".into())),
+            ),
+        ];
+        for (what, change) in &changes {
+            let mut r = req("files:read", 80);
+            change(&mut r);
+            assert_eq!(decide(&r), Effect::Deny, "{what} changed");
+            // And back: the unchanged agent is still allowed (nothing stale either way).
+            assert_eq!(decide(&base), Effect::Allow, "after {what}");
+        }
+        // Another agent with the same attributes is its own principal.
+        let mut other = req("files:read", 80);
+        other.agent.id = "agent-2".into();
+        let d = e.evaluate(&other).unwrap();
+        assert_eq!(d.effect, Effect::Allow);
+    }
+}
