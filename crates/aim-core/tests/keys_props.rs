@@ -1,6 +1,6 @@
 //! Property tests of signatures and canonical bytes.
 
-use aim_core::canonical::jcs;
+use aim_core::canonical::{jcs, jcs_string, jcs_value_string};
 use aim_core::keys::{KeyPair, PublicKey, agent_id_for, is_agent_id};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -20,6 +20,44 @@ fn json_value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
             prop::collection::btree_map("[a-zA-Z0-9_é€]{0,6}", inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// Leaves at the edges of JCS's number and string rules: integers around ±2^53 and beyond, floats
+/// of every magnitude (exponent forms, negative zero), control characters, DEL, line separators.
+fn edge_leaf() -> impl Strategy<Value = Value> {
+    let exact = 1i64 << 53;
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (exact - 3..exact + 3).prop_map(Value::from),
+        (-exact - 3..-exact + 3).prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        prop_oneof![
+            Just(-0.0f64),
+            Just(1e21),
+            Just(1e-7),
+            Just(123e-20),
+            Just(0.1)
+        ]
+        .prop_map(Value::from),
+        "[\\x00-\\x20\\x7f\\u{2028}\\u{2029}\"\\\\/aé€😀]{0,8}".prop_map(Value::String),
+    ]
+}
+
+/// Values for the fast-path comparison: mostly ASCII keys (the fast path), sometimes keys
+/// outside ASCII and the BMP (the general path), with insertion order scrambled.
+fn edge_value() -> impl Strategy<Value = Value> {
+    edge_leaf().prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec(("[a-zA-Z0-9_\\x00-\\x1f\"]{0,5}", inner.clone()), 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+            prop::collection::vec(("[a-z\u{e000}\u{ffff}😀é]{0,3}", inner), 0..4)
                 .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
         ]
     })
@@ -64,6 +102,12 @@ proptest! {
         let id = pk.agent_id();
         prop_assert!(is_agent_id(&id));
         prop_assert_eq!(&id, &agent_id_for(&PublicKey::from_base64(&pk.to_base64()).unwrap().to_bytes()));
+    }
+
+    #[test]
+    fn fast_jcs_matches_the_canonicalizer(v in edge_value()) {
+        prop_assert_eq!(jcs_value_string(&v).unwrap(), jcs_string(&v).unwrap());
+        prop_assert_eq!(jcs_value_string(&reorder(&v)).unwrap(), jcs_string(&v).unwrap());
     }
 
     #[test]

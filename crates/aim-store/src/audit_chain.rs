@@ -145,7 +145,7 @@ impl PreparedAudit {
     /// is stored in its RFC 8785 form, so that its entry body can be hashed again (by the
     /// verifiers) without parsing it.
     pub fn of(rec: &AuditRecord) -> Result<Self> {
-        let payload = aim_core::canonical::jcs_string(&rec.payload)
+        let payload = aim_core::canonical::jcs_value_string(&rec.payload)
             .map_err(|e| Error::Invalid(format!("audit payload: {e}")))?;
         let template = template(
             rec.org_id,
