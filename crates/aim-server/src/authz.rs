@@ -21,10 +21,7 @@ use std::time::{Duration, Instant};
 
 use aim_policy::{EnforcementMode, Engine, PolicyLanguage};
 use aim_store::{Agent, CacheEvent, CacheKind, PolicyLanguageName, Store};
-use axum::extract::{Request, State};
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use uuid::Uuid;
 
 use crate::config::DecisionConfig;
@@ -264,7 +261,7 @@ impl Authz {
 
 /// Whether a request may change cached state: every write except the hot-path routes (their
 /// records never invalidate anything).
-fn may_change(method: &Method, path: &str) -> bool {
+pub fn may_change(method: &Method, path: &str) -> bool {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return false;
     }
@@ -274,23 +271,16 @@ fn may_change(method: &Method, path: &str) -> bool {
         || path.ends_with("/capability-requests"))
 }
 
-/// Middleware: after a request that may have changed cached state succeeded, apply the
-/// invalidation log before answering (see the module invariants).
-pub async fn sync_after_change(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let change = may_change(req.method(), req.uri().path());
-    let resp = next.run(req).await;
+/// After a request that may have changed cached state (`change`, from [`may_change`] before it
+/// ran) succeeded, applies the invalidation log before answering (see the module invariants).
+pub async fn sync_after_change(state: &AppState, change: bool, succeeded: bool) {
     if change
-        && resp.status().is_success()
+        && succeeded
         && let Err(e) = state.authz.sync(&*state.store, state.now_ms()).await
     {
         // The periodic sync retries; the TTL bounds staleness anyway.
         tracing::warn!(error = %e, "cache sync after a change failed");
     }
-    resp
 }
 
 /// Background task: periodic sync, expiry of pending decisions, pruning of the invalidation log and of idle limiter keys.

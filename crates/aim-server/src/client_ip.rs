@@ -9,16 +9,14 @@
 //!   at an address the client wrote).
 //! - `Forwarded` wins over `X-Forwarded-For` when both are present.
 //!
-//! The [`resolve`] middleware replaces the request's `ConnectInfo<SocketAddr>` with the resolved
+//! [`resolve`] (run by the request layer, `crate::ops_layers`) replaces the request's `ConnectInfo<SocketAddr>` with the resolved
 //! address (keeping the peer's port), so every handler, audit record and limiter sees the same
 //! client; the socket peer stays available as [`PeerAddr`].
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderMap;
-use axum::middleware::Next;
-use axum::response::Response;
 use ipnet::IpNet;
 
 use crate::error::Error;
@@ -125,15 +123,15 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr
     current
 }
 
-/// Middleware: resolves the client address once per request (see the module invariants).
-pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Resolves the client address of `req` once (see the module invariants): the peer is kept as
+/// [`PeerAddr`], and `ConnectInfo` becomes the client address.
+pub fn resolve(state: &AppState, req: &mut Request) {
     if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
         let ip = client_ip(peer.ip(), req.headers(), &state.config.ops.trusted_proxies);
         req.extensions_mut().insert(PeerAddr(peer));
         req.extensions_mut()
             .insert(ConnectInfo(SocketAddr::new(ip, peer.port())));
     }
-    next.run(req).await
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ pub mod trust;
 pub mod client_ip;
 pub mod key_rotation;
 pub mod metrics;
+pub mod ops_layers;
 pub mod ratelimit;
 pub mod sdk_auth;
 pub mod tls;

@@ -26,7 +26,6 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -223,36 +222,34 @@ impl Metrics {
     }
 }
 
-/// The matched route template, passed from the routing layer out to [`track`].
+/// The matched route template, passed from the route layer out to the request layer
+/// (`crate::ops_layers`).
 #[derive(Clone)]
 struct RouteTag(String);
 
-/// Route middleware: remembers which route template answered.
-pub async fn tag_route(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
+/// The route template `req` matched, if any (read by the route layer).
+pub fn matched_route(req: &Request) -> Option<String> {
+    req.extensions()
         .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
-    let mut resp = next.run(req).await;
+        .map(|m| m.as_str().to_string())
+}
+
+/// Remembers on `resp` which route template answered.
+pub fn tag_route(resp: &mut Response, route: Option<String>) {
     if let Some(r) = route {
         resp.extensions_mut().insert(RouteTag(r));
     }
-    resp
 }
 
-/// Outer middleware: counts and times every request.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().as_str().to_string();
-    let resp = next.run(req).await;
+/// Counts and times one answered request (`unmatched` when no route tagged it).
+pub fn track(state: &AppState, method: &str, resp: &Response, start: Instant) {
     let route = resp
         .extensions()
         .get::<RouteTag>()
         .map_or("unmatched", |t| t.0.as_str());
     state
         .metrics
-        .observe(&method, route, resp.status(), start.elapsed().as_secs_f64());
-    resp
+        .observe(method, route, resp.status(), start.elapsed().as_secs_f64());
 }
 
 /// `GET /metrics`.

@@ -34,8 +34,11 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::state::AppState;
 
-/// Audit entries analysed per page (one transaction each).
-pub const PAGE: u32 = 500;
+/// Audit entries analysed per page (one transaction each). A page's fixed cost — loading and
+/// storing the detector state of every agent it touches (up to 128 recent events each, as
+/// JSON) — dominated the monitor's CPU at 500 entries under load (docs/BENCHMARKS.md); a page
+/// of 2,000 entries holds ~2 MB of rows while it is analysed.
+pub const PAGE: u32 = 2000;
 /// Organizations looked at per round.
 pub const ORGS_PER_ROUND: u32 = 100;
 /// The audit actor of the monitor's records.

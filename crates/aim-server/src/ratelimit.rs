@@ -21,9 +21,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -152,12 +151,10 @@ impl RateLimits {
     }
 }
 
-/// Route middleware: the per-address quota on every route, plus the login quota on the login
-/// route.
-pub async fn by_address(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
-        return next.run(req).await;
-    };
+/// The per-address quota on every route, plus the login quota on the login route: `Some`
+/// refusal (429) when `req`'s client address is over either.
+pub fn by_address(state: &AppState, req: &Request) -> Option<Response> {
+    let ConnectInfo(addr) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied()?;
     let ip = addr.ip();
     let is_login = req
         .extensions()
@@ -170,15 +167,12 @@ pub async fn by_address(State(state): State<AppState>, req: Request, next: Next)
             Ok(())
         }
     });
-    match verdict {
-        Ok(()) => next.run(req).await,
-        Err(wait) => {
-            let scope = if is_login { "login" } else { "address" };
-            state.metrics.rate_limited(scope);
-            tracing::info!(client = %ip, scope, "rate limited");
-            wait.to_api_error().into_response()
-        }
-    }
+    verdict.err().map(|wait| {
+        let scope = if is_login { "login" } else { "address" };
+        state.metrics.rate_limited(scope);
+        tracing::info!(client = %ip, scope, "rate limited");
+        wait.to_api_error().into_response()
+    })
 }
 
 /// Spends one request of an authenticated caller's credential quota.

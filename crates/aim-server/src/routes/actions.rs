@@ -29,7 +29,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -237,33 +237,57 @@ pub struct Decision {
     pub rate_limited: Option<u64>,
 }
 
+/// The native answer body of `POST /api/v1/agents/{id}/actions/verify`, serialized straight
+/// from the [`Decision`] (no intermediate JSON tree on the hot path). Members in this order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NativeAnswer<'a> {
+    id: Uuid,
+    agent_id: &'a str,
+    capability: &'a str,
+    resource: &'a str,
+    status: &'static str,
+    reason: &'a str,
+    reason_codes: &'a [String],
+    matched_policies: &'a [String],
+    approvers: &'a [String],
+    obligations: &'a [Value],
+    policy_version: i64,
+    enforcement_mode: &'static str,
+    alert: bool,
+    risk_level: &'static str,
+    trust_score: Option<f64>,
+    trust_threshold: u32,
+    expires_at: String,
+}
+
 impl Decision {
     /// The native answer body of `POST /api/v1/agents/{id}/actions/verify`.
-    pub fn native_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "agentId": self.agent_id,
-            "capability": self.capability,
-            "resource": self.resource,
-            "status": self.status.as_str(),
-            "reason": self.reason,
-            "reasonCodes": self.codes,
-            "matchedPolicies": self.matched,
-            "approvers": self.approvers,
-            "obligations": self.obligations,
-            "policyVersion": self.policy_version,
-            "enforcementMode": self.mode,
-            "alert": self.alert,
-            "riskLevel": self.risk.as_str(),
-            "trustScore": self.score,
-            "trustThreshold": self.threshold,
-            "expiresAt": ms_to_rfc3339(self.expires_at),
-        })
+    pub fn native(&self) -> NativeAnswer<'_> {
+        NativeAnswer {
+            id: self.id,
+            agent_id: &self.agent_id,
+            capability: &self.capability,
+            resource: &self.resource,
+            status: self.status.as_str(),
+            reason: &self.reason,
+            reason_codes: &self.codes,
+            matched_policies: &self.matched,
+            approvers: &self.approvers,
+            obligations: &self.obligations,
+            policy_version: self.policy_version,
+            enforcement_mode: self.mode,
+            alert: self.alert,
+            risk_level: self.risk.as_str(),
+            trust_score: self.score,
+            trust_threshold: self.threshold,
+            expires_at: ms_to_rfc3339(self.expires_at),
+        }
     }
 }
 
 /// Adds `Retry-After` to a rate-limited answer.
-pub fn with_retry_after(status: StatusCode, body: Value, wait: Option<u64>) -> Response {
+pub fn with_retry_after(status: StatusCode, body: impl Serialize, wait: Option<u64>) -> Response {
     let mut resp = (status, Json(body)).into_response();
     if let Some(wait) = wait
         && let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string())
@@ -282,8 +306,8 @@ pub async fn verify(
     let ask = ActionAsk::parse(&body.capability, &body.resource, true, body.context)?;
     let d = decide_and_record(&state, signed, ask, "native").await?;
     Ok(match d.rate_limited {
-        Some(wait) => with_retry_after(StatusCode::TOO_MANY_REQUESTS, d.native_json(), Some(wait)),
-        None => Json(d.native_json()).into_response(),
+        Some(wait) => with_retry_after(StatusCode::TOO_MANY_REQUESTS, d.native(), Some(wait)),
+        None => Json(d.native()).into_response(),
     })
 }
 

@@ -213,16 +213,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .route("/metrics", get(crate::metrics::handler))
-        // Operations layers. `route_layer`s see the matched route and cover every route above.
+        // Operations layers (crate::ops_layers). A `route_layer` sees the matched route and
+        // covers every route above.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::authz::sync_after_change,
+            crate::ops_layers::route,
         ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::ratelimit::by_address,
-        ))
-        .route_layer(axum::middleware::from_fn(crate::metrics::tag_route))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -234,11 +230,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::client_ip::resolve,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::metrics::track,
+            crate::ops_layers::request,
         ))
         .with_state(state)
 }
