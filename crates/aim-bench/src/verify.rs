@@ -7,7 +7,8 @@
 //! 2. Setup: log in as the given admin, register `--agents` agents with keys generated here,
 //!    each declaring `--capability` (declared by an admin = granted), and activate each one with
 //!    the AIP challenge (`/challenge`, `aim_core::aip::respond`, `/verify`).
-//! 3. Load: `--concurrency` workers on one HTTP/1.1 keep-alive pool send signed verify requests
+//! 3. Load: `--concurrency` workers, each on its own keep-alive HTTP/1.1 connection (hyper's
+//!    connection-level client, all on one single-threaded runtime), send signed verify requests
 //!    for `--duration` seconds. Request `i` (a counter shared by all workers) comes from agent
 //!    `i mod agents`; a `--deny-ratio` share of the requests, spread evenly, asks for
 //!    `--denied-capability` (never declared) so denials are exercised.

@@ -196,12 +196,17 @@ impl SignedRequest {
             payload,
             self.client_addr.clone(),
         );
+        // Built field by field: `..audit.clone()` would copy the whole payload to drop it.
         let replay_audit = AuditRecord {
+            org_id: audit.org_id,
+            at: audit.at,
             event_type: "agent.request.replayed".into(),
+            actor: audit.actor.clone(),
+            subject: audit.subject.clone(),
             payload: serde_json::json!({
                 "method": self.method, "path": self.path_and_query, "nonce": self.nonce
             }),
-            ..audit.clone()
+            client_addr: audit.client_addr.clone(),
         };
         let item = DecisionWrite {
             nonce: Some(NonceClaim {

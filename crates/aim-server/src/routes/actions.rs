@@ -340,9 +340,9 @@ pub async fn decide_and_record(
     let risk = declared.map_or(classify(&cap), |d| d.max(classify(&cap)));
 
     let now = state.now_ms();
-    let agent = signed.agent.clone();
+    let agent = &signed.agent;
     let org = state.authz.org(&*state.store, agent.org_id).await?;
-    let score = crate::trust::decision_score(state, &agent).await?;
+    let score = crate::trust::decision_score(state, agent).await?;
     let threshold = state.config.decisions.trust_thresholds[risk.rank() as usize];
     let cap_text = cap.to_string();
 
@@ -359,7 +359,7 @@ pub async fn decide_and_record(
         o
     } else {
         decide(
-            state, &org, &agent, &cap, &resource, risk, mcp_server, &signed, score, threshold, now,
+            state, &org, agent, &cap, &resource, risk, mcp_server, &signed, score, threshold, now,
         )
     };
 
@@ -413,6 +413,7 @@ pub async fn decide_and_record(
     if outcome.alert {
         tracing::warn!(agent = %agent.id, capability = %cap_text, "monitoring mode allowed a policy denial");
     }
+    let agent_id = agent.id.clone();
     match signed
         .commit_op(
             state,
@@ -431,7 +432,7 @@ pub async fn decide_and_record(
     }
     Ok(Decision {
         id,
-        agent_id: agent.id,
+        agent_id,
         capability: cap_text,
         resource,
         status: outcome.status,
