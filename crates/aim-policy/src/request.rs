@@ -418,15 +418,20 @@ mod tests {
                 owner: "alice@example.com".into(),
                 capabilities: None,
             },
-            capability: Capability::parse(if n % 2 == 0 { "files:read" } else { "db:query" })
-                .unwrap(),
+            capability: Capability::parse(if n.is_multiple_of(2) {
+                "files:read"
+            } else {
+                "db:query"
+            })
+            .unwrap(),
             resource: format!("res-{}", n % 5),
             context: RequestContext {
                 time: Utc.with_ymd_and_hms(2026, 12, 7, 1, 0, 0).unwrap()
                     + chrono::Duration::milliseconds(i64::from(n) * 370),
                 risk_level: [RiskLevel::Low, RiskLevel::High][(n % 2) as usize],
-                client_address: (n % 4 != 0).then(|| format!("10.0.0.{}", n % 4).parse().unwrap()),
-                mcp_server: (n % 5 == 0).then(|| "pg-mcp".to_string()),
+                client_address: (!n.is_multiple_of(4))
+                    .then(|| format!("10.0.0.{}", n % 4).parse().unwrap()),
+                mcp_server: n.is_multiple_of(5).then(|| "pg-mcp".to_string()),
             },
         }
     }

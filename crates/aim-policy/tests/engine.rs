@@ -545,7 +545,8 @@ fn cached_entities_follow_each_agent_attribute_and_resource() {
     for _ in 0..3 {
         let base = req("files:read", 80);
         assert_eq!(decide(&base), Effect::Allow);
-        let changes: Vec<(&str, Box<dyn Fn(&mut Request)>)> = vec![
+        type Change = Box<dyn Fn(&mut Request)>;
+        let changes: Vec<(&str, Change)> = vec![
             ("trust", Box::new(|r| r.agent.trust_score = 49)),
             (
                 "tags",
