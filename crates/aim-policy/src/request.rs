@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
@@ -218,8 +219,15 @@ fn s(v: &str) -> RestrictedExpression {
     RestrictedExpression::new_string(v.to_string())
 }
 
-/// Most `(agent, capability)` entity sets a [`CedarCache`] keeps (emptied when full).
-const PRINCIPALS_MAX: usize = 4096;
+/// Most `(agent, capability)` entity sets a [`CedarCache`] keeps (emptied when full; an entry
+/// is ~2 KB).
+const PRINCIPALS_MAX: usize = 1024;
+/// Most entity sets all caches of the process keep together (each organization's engine has its
+/// own cache): a cache that would go beyond it empties itself first, and stops caching while the
+/// others hold the whole budget.
+const PRINCIPALS_TOTAL_MAX: usize = 8192;
+/// Entity sets held by every [`CedarCache`] of the process.
+static PRINCIPALS_HELD: AtomicUsize = AtomicUsize::new(0);
 /// Most contexts a [`CedarCache`] keeps for the current second (emptied when full).
 const CONTEXTS_MAX: usize = 1024;
 
@@ -248,7 +256,8 @@ struct ContextKey {
 /// identical policy-visible agent attributes ([`same_principal`]: name, type, trust score, tags,
 /// owner), so a changed attribute (a new trust score, say) rebuilds it; the resource entity is
 /// built for every request and added to a copy. A cached context is used only within the same
-/// second for the same risk level, client address and MCP server. Both maps are bounded.
+/// second for the same risk level, client address and MCP server. Both maps are bounded, and the
+/// entity sets of all caches of the process together by [`PRINCIPALS_TOTAL_MAX`].
 #[derive(Debug, Default)]
 pub(crate) struct CedarCache {
     principals: Mutex<HashMap<(String, Capability), (Agent, cedar_policy::Entities)>>,
@@ -275,12 +284,25 @@ impl CedarCache {
             None => {
                 let e = principal_entities(a, &req.capability)?;
                 let mut map = self.principals.lock().unwrap_or_else(|p| p.into_inner());
-                if map.len() >= PRINCIPALS_MAX {
+                if map.len() >= PRINCIPALS_MAX
+                    || PRINCIPALS_HELD.load(Ordering::Relaxed) >= PRINCIPALS_TOTAL_MAX
+                {
+                    PRINCIPALS_HELD.fetch_sub(map.len(), Ordering::Relaxed);
                     map.clear();
                 }
-                let mut seen = a.clone();
-                seen.capabilities = None;
-                map.insert(key, (seen, e.clone()));
+                // Reserve a place in the process budget first, so it is never exceeded.
+                let reserved = PRINCIPALS_HELD
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                        (held < PRINCIPALS_TOTAL_MAX).then_some(held + 1)
+                    })
+                    .is_ok();
+                if reserved {
+                    let mut seen = a.clone();
+                    seen.capabilities = None;
+                    if map.insert(key, (seen, e.clone())).is_some() {
+                        PRINCIPALS_HELD.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
                 e
             }
         };
@@ -298,6 +320,12 @@ impl CedarCache {
         )
         .map_err(|e| Error::Internal(e.to_string()))?;
         Ok((request, entities))
+    }
+
+    /// Entity sets held by all caches of the process (bounded by [`PRINCIPALS_TOTAL_MAX`]).
+    #[cfg(test)]
+    fn held_in_process() -> usize {
+        PRINCIPALS_HELD.load(Ordering::Relaxed)
     }
 
     fn context(&self, c: &RequestContext) -> Result<cedar_policy::Context> {
@@ -322,6 +350,14 @@ impl CedarCache {
         }
         guard.1.insert(key, ctx.clone());
         Ok(ctx)
+    }
+}
+
+impl Drop for CedarCache {
+    /// Returns this cache's entries to the process budget (the engine is being replaced).
+    fn drop(&mut self) {
+        let held = self.principals.get_mut().map_or(0, |m| m.len());
+        PRINCIPALS_HELD.fetch_sub(held, Ordering::Relaxed);
     }
 }
 
@@ -477,5 +513,21 @@ mod tests {
         }
         assert!(cache.principals.lock().unwrap().len() <= PRINCIPALS_MAX);
         assert!(cache.contexts.lock().unwrap().1.len() <= CONTEXTS_MAX);
+        // Many engines' caches together stay within the process budget.
+        let caches: Vec<CedarCache> = (0..12).map(|_| CedarCache::default()).collect();
+        for (c, cache) in caches.iter().enumerate() {
+            for n in 0..PRINCIPALS_MAX as u32 {
+                let mut r = request(0);
+                r.agent.id = format!("org{c}-agent-{n}");
+                cache.to_cedar(&r).unwrap();
+            }
+        }
+        assert!(CedarCache::held_in_process() <= PRINCIPALS_TOTAL_MAX);
+        let held: usize = caches
+            .iter()
+            .map(|c| c.principals.lock().unwrap().len())
+            .sum();
+        assert!(held <= PRINCIPALS_TOTAL_MAX, "{held}");
+        assert!(held > 0);
     }
 }
