@@ -258,7 +258,7 @@ struct ContextKey {
 /// built for every request and added to a copy. A cached context is used only within the same
 /// second for the same risk level, client address and MCP server. Both maps are bounded, and the
 /// entity sets of all caches of the process together by [`PRINCIPALS_TOTAL_MAX`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct CedarCache {
     principals: Mutex<HashMap<(String, Capability), (Agent, cedar_policy::Entities)>>,
     contexts: Mutex<(i64, HashMap<ContextKey, cedar_policy::Context>)>,
@@ -350,6 +350,18 @@ impl CedarCache {
         }
         guard.1.insert(key, ctx.clone());
         Ok(ctx)
+    }
+}
+
+impl std::fmt::Debug for CedarCache {
+    /// Sizes only: an engine's `Debug` must not dump every cached agent.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let principals = self.principals.lock().map_or(0, |m| m.len());
+        let contexts = self.contexts.lock().map_or(0, |c| c.1.len());
+        f.debug_struct("CedarCache")
+            .field("principals", &principals)
+            .field("contexts", &contexts)
+            .finish()
     }
 }
 
@@ -503,6 +515,10 @@ mod tests {
     /// Both maps stay bounded.
     #[test]
     fn the_cache_is_bounded() {
+        assert_eq!(
+            format!("{:?}", CedarCache::default()),
+            "CedarCache { principals: 0, contexts: 0 }"
+        );
         let cache = CedarCache::default();
         for n in 0..(PRINCIPALS_MAX as u32 + 10) {
             let mut r = request(0);
