@@ -175,6 +175,8 @@ struct Agent {
     key: KeyPair,
     /// `/api/v1/agents/{id}/actions/verify` (or `/heartbeat`)
     path: String,
+    /// `path` as the request target, parsed once.
+    uri: http::Uri,
 }
 
 /// What one worker saw.
@@ -310,8 +312,10 @@ async fn activate_agent(
     if v["agent"]["status"] != "active" {
         bail!("agent {id} not active after the challenge: {v}");
     }
+    let path = format!("/api/v1/agents/{id}/{}", endpoint.suffix());
     Ok(Agent {
-        path: format!("/api/v1/agents/{id}/{}", endpoint.suffix()),
+        uri: http::Uri::try_from(path.as_str()).context("agent path")?,
+        path,
         id,
         key,
     })
@@ -400,21 +404,13 @@ async fn worker(load: Arc<Load>) -> Tally {
                 }
                 Err(e) => {
                     // Cannot happen with the ids and nonces made here; count it rather than panic.
-                    t.samples.entry(0).or_insert_with(|| e.to_string());
-                    *t.errors.entry(0).or_default() += 1;
+                    t.no_answer(e.to_string());
                     continue;
                 }
             }
         };
         *req.method_mut() = http::Method::POST;
-        match http::Uri::try_from(agent.path.as_str()) {
-            Ok(u) => *req.uri_mut() = u,
-            Err(e) => {
-                t.samples.entry(0).or_insert_with(|| e.to_string());
-                *t.errors.entry(0).or_default() += 1;
-                continue;
-            }
-        }
+        *req.uri_mut() = agent.uri.clone();
         *req.body_mut() = Full::new(body.clone());
         let h = req.headers_mut();
         h.insert(http::header::CONTENT_TYPE, json.clone());
@@ -463,11 +459,14 @@ impl Tally {
                     String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into()
                 });
             }
-            Err(e) => {
-                *t.errors.entry(0).or_default() += 1;
-                t.samples.entry(0).or_insert_with(|| e.to_string());
-            }
+            Err(e) => t.no_answer(e.to_string()),
         }
+    }
+
+    /// Counts a request that got no HTTP answer (status 0), keeping the first reason.
+    fn no_answer(&mut self, reason: String) {
+        *self.errors.entry(0).or_default() += 1;
+        self.samples.entry(0).or_insert(reason);
     }
 }
 
@@ -798,8 +797,10 @@ mod tests {
             .map(|k| {
                 let key = KeyPair::from_seed(&[k + 1; 32]);
                 let id = format!("aim_bench{k}");
+                let path = format!("/api/v1/agents/{id}/actions/verify");
                 Agent {
-                    path: format!("/api/v1/agents/{id}/actions/verify"),
+                    uri: http::Uri::try_from(path.as_str()).unwrap(),
+                    path,
                     id,
                     key,
                 }

@@ -306,20 +306,7 @@ impl CedarCache {
                 e
             }
         };
-        let resource = uid("Resource", &req.resource)?;
-        let entities = principal
-            .add_entities([resource_entity(&resource, &req.resource)?], None)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let context = self.context(&req.context)?;
-        let request = cedar_policy::Request::new(
-            uid("Agent", &a.id)?,
-            uid("Action", &req.capability.to_string())?,
-            resource,
-            context,
-            None,
-        )
-        .map_err(|e| Error::Internal(e.to_string()))?;
-        Ok((request, entities))
+        assemble(req, principal, self.context(&req.context)?)
     }
 
     /// Entity sets held by all caches of the process (bounded by [`PRINCIPALS_TOTAL_MAX`]).
@@ -403,14 +390,33 @@ fn principal_entities(a: &Agent, capability: &Capability) -> Result<cedar_policy
     cedar_policy::Entities::from_entities(entities, None).map_err(|e| internal(&e))
 }
 
-/// The resource's entity (`Resource::"<resource>"` with its `id`).
-fn resource_entity(uid: &EntityUid, resource: &str) -> Result<Entity> {
-    Entity::new(
-        uid.clone(),
-        HashMap::from([("id".to_string(), s(resource))]),
+/// The Cedar request and entities of `req` from its principal's entities
+/// ([`principal_entities`]) and its context ([`context_of`]): the resource's entity
+/// (`Resource::"<resource>"` with its `id`) is added to them.
+fn assemble(
+    req: &Request,
+    principal: cedar_policy::Entities,
+    context: cedar_policy::Context,
+) -> Result<(cedar_policy::Request, cedar_policy::Entities)> {
+    let resource = uid("Resource", &req.resource)?;
+    let resource_entity = Entity::new(
+        resource.clone(),
+        HashMap::from([("id".to_string(), s(&req.resource))]),
         Default::default(),
     )
-    .map_err(|e| internal(&e))
+    .map_err(|e| internal(&e))?;
+    let entities = principal
+        .add_entities([resource_entity], None)
+        .map_err(|e| internal(&e))?;
+    let request = cedar_policy::Request::new(
+        uid("Agent", &req.agent.id)?,
+        uid("Action", &req.capability.to_string())?,
+        resource,
+        context,
+        None,
+    )
+    .map_err(|e| internal(&e))?;
+    Ok((request, entities))
 }
 
 fn context_of(c: &RequestContext) -> Result<cedar_policy::Context> {
@@ -435,19 +441,11 @@ fn context_of(c: &RequestContext) -> Result<cedar_policy::Context> {
 /// nothing: the reference [`CedarCache::to_cedar`] must agree with.
 #[cfg(test)]
 pub(crate) fn to_cedar(req: &Request) -> Result<(cedar_policy::Request, cedar_policy::Entities)> {
-    let resource = uid("Resource", &req.resource)?;
-    let entities = principal_entities(&req.agent, &req.capability)?
-        .add_entities([resource_entity(&resource, &req.resource)?], None)
-        .map_err(|e| internal(&e))?;
-    let request = cedar_policy::Request::new(
-        uid("Agent", &req.agent.id)?,
-        uid("Action", &req.capability.to_string())?,
-        resource,
+    assemble(
+        req,
+        principal_entities(&req.agent, &req.capability)?,
         context_of(&req.context)?,
-        None,
     )
-    .map_err(|e| internal(&e))?;
-    Ok((request, entities))
 }
 
 #[cfg(test)]
