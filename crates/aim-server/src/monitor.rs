@@ -17,6 +17,7 @@
 //! - Incidents the humans resolved are never extended: the stored correlator's copy is marked
 //!   resolved when loaded, so a new match opens a new incident.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -69,13 +70,86 @@ pub fn origin_of(addr: &str) -> String {
     }
 }
 
+/// The payload members [`events_of`] reads.
+///
+/// Invariant: [`PayloadFields::of`] yields exactly what looking the members up in the payload
+/// parsed as a [`Value`] yields (a member that is absent, `null` or of another type is `None`;
+/// text that is not a JSON object yields nothing). The typed parse borrows strings from the
+/// payload text and skips every other member without building it; any payload it does not
+/// take as is (a member of another type, a string with escapes, a duplicate member, not an
+/// object) is read through [`Value`] instead.
+#[derive(Debug, Default, PartialEq, Deserialize)]
+struct PayloadFields<'a> {
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    capability: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    status: Option<Cow<'a, str>>,
+    #[serde(rename = "serverName", default, borrow, deserialize_with = "borrowed")]
+    server_name: Option<Cow<'a, str>>,
+    #[serde(rename = "serverId", default, borrow, deserialize_with = "borrowed")]
+    server_id: Option<Cow<'a, str>>,
+    /// Present and not `null`.
+    #[serde(default, deserialize_with = "present")]
+    drift: bool,
+    #[serde(default)]
+    previous: Option<f64>,
+    #[serde(default)]
+    new: Option<f64>,
+}
+
+/// A string borrowed from the payload text (one with escapes is an error: the caller then reads
+/// the payload through [`Value`]).
+fn borrowed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    Ok(Option::<&'de str>::deserialize(d)?.map(Cow::Borrowed))
+}
+
+/// `true` for any value but `null` (absent members take the `default`, `false`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<serde::de::IgnoredAny>::deserialize(d)?.is_some())
+}
+
+impl<'a> PayloadFields<'a> {
+    fn of(text: &'a str) -> PayloadFields<'a> {
+        // A derived struct also accepts a JSON array (its members in field order): only an
+        // object takes the typed parse.
+        if !text.trim_start().starts_with('{') {
+            return Self::of_value(text);
+        }
+        serde_json::from_str(text).unwrap_or_else(|_| Self::of_value(text))
+    }
+
+    /// The members as the generic parse sees them (the reference of the type's invariant).
+    fn of_value(text: &str) -> PayloadFields<'a> {
+        let payload: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        let text = |k: &str| {
+            payload
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(|s| Cow::Owned(s.to_string()))
+        };
+        PayloadFields {
+            capability: text("capability"),
+            status: text("status"),
+            server_name: text("serverName"),
+            server_id: text("serverId"),
+            drift: payload.get("drift").is_some_and(|d| !d.is_null()),
+            previous: payload.get("previous").and_then(|v| v.as_f64()),
+            new: payload.get("new").and_then(|v| v.as_f64()),
+        }
+    }
+}
+
 /// The detector events one audit entry means for one agent: the agent, the anomaly event, the
 /// correlation event. Entries about no agent mean nothing.
 pub fn events_of(
     row: &AuditRow,
 ) -> Option<(String, Option<anomaly::Event>, Option<SecurityEventKind>)> {
-    let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
-    let text = |k: &str| payload.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let ev = row.event_type.as_str();
+    if ev.starts_with("monitor.") || ev == "agent.request.replayed" {
+        return None;
+    }
+    let payload = PayloadFields::of(&row.payload);
+    let owned = |v: &Option<Cow<'_, str>>| v.as_deref().map(str::to_string);
     let subject = row
         .subject
         .as_deref()
@@ -88,15 +162,11 @@ pub fn events_of(
         origin: origin.clone(),
         kind,
     };
-    let ev = row.event_type.as_str();
-    if ev.starts_with("monitor.") || ev == "agent.request.replayed" {
-        return None;
-    }
     match ev {
         "agent.action.verified" => {
             let agent = subject?;
-            let capability = text("capability")?;
-            let denied = text("status").as_deref() == Some("denied");
+            let capability = owned(&payload.capability)?;
+            let denied = payload.status.as_deref() == Some("denied");
             let sec = denied.then(|| SecurityEventKind::Denial {
                 capability: capability.clone(),
             });
@@ -117,8 +187,8 @@ pub fn events_of(
         )),
         "agent.mcp.attested" => {
             let agent = subject?;
-            let server = text("serverName").or_else(|| text("serverId"))?;
-            let drifted = payload.get("drift").is_some_and(|d| !d.is_null());
+            let server = owned(&payload.server_name).or_else(|| owned(&payload.server_id))?;
+            let drifted = payload.drift;
             Some((
                 agent,
                 Some(event(anomaly::EventKind::McpUse {
@@ -133,9 +203,7 @@ pub fn events_of(
         }
         "trust.score_changed" => {
             let agent = subject?;
-            let from = payload.get("previous").and_then(|v| v.as_f64());
-            let to = payload.get("new").and_then(|v| v.as_f64());
-            match (from, to) {
+            match (payload.previous, payload.new) {
                 (Some(from), Some(to)) => Some((
                     agent,
                     None,
@@ -146,7 +214,7 @@ pub fn events_of(
         }
         "capability.requested" if actor.is_some() => {
             let agent = actor?;
-            let capability = text("capability")?;
+            let capability = owned(&payload.capability)?;
             Some((
                 agent,
                 Some(event(anomaly::EventKind::Request)),
@@ -604,6 +672,49 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_fields_read_exactly_what_the_generic_parse_reads() {
+        let cases = [
+            // the shapes the server writes
+            r#"{"actionId":"x","capability":"files:read","status":"denied","wire":{"a":[1,2,{"b":null}]},"trustScore":0.5}"#,
+            r#"{"serverName":"fs","serverId":"id-1","drift":{"tools":["a"]}}"#,
+            r#"{"serverId":"id-1","drift":null}"#,
+            r#"{"previous":61,"new":72.5}"#,
+            r#"{"previous":18446744073709551615,"new":-3}"#,
+            // escapes (owned, not borrowed), non-ASCII, members of other types
+            r#"{"capability":"files:réad
+","status":"appr"oved"}"#,
+            r#"{"capability":7,"status":"denied"}"#,
+            r#"{"capability":"a:b","status":["denied"]}"#,
+            r#"{"previous":"61","new":72}"#,
+            r#"{"drift":false}"#,
+            r#"{"drift":0}"#,
+            // duplicates (the generic parse keeps the last), not an object, not JSON, empty
+            r#"{"capability":"a:b","capability":"c:d"}"#,
+            r#"{"status":"denied","status":"approved"}"#,
+            r#"["capability","a:b"]"#,
+            r#""text""#,
+            "null",
+            "{",
+            "",
+            r#"{"previous":1e400}"#,
+        ];
+        for text in cases {
+            assert_eq!(
+                PayloadFields::of(text),
+                PayloadFields::of_value(text),
+                "payload {text}"
+            );
+        }
+        // The typed parse is the one used for the server's own payloads (it borrows).
+        let p = PayloadFields::of(cases[0]);
+        assert!(matches!(p.capability, Some(Cow::Borrowed("files:read"))));
+        assert_eq!(
+            PayloadFields::of(cases[11]).capability.as_deref(),
+            Some("c:d")
+        );
+    }
 
     fn row(seq: i64, ev: &str, actor: &str, subject: Option<&str>, payload: Value) -> AuditRow {
         AuditRow {
