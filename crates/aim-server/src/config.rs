@@ -88,6 +88,11 @@ pub struct Config {
     /// Largest number of signed-request writes committed in one transaction by the group-commit
     /// writer (`decision_batch_max`, `AIM_DECISION_BATCH_MAX`). Default 256.
     pub decision_batch_max: u32,
+    /// Microseconds the group-commit writer waits for more writes before committing a batch that
+    /// is not full, only while requests arrive concurrently (the previous batch held more than
+    /// one); a lone request is never delayed (`decision_batch_linger_us`,
+    /// `AIM_DECISION_BATCH_LINGER_US`), 0 (never wait) to 100 000. Default 1000.
+    pub decision_batch_linger_us: u64,
     /// Transport security, rate limits and metrics access (`docs/operations.md`).
     pub ops: OpsConfig,
     /// Action verification: approvals, trust thresholds, agent rate limit, caches (`docs/agents.md`).
@@ -249,6 +254,7 @@ pub struct FileConfig {
     pub agent_key_grace_secs: Option<u64>,
     pub signed_request_window_secs: Option<u64>,
     pub decision_batch_max: Option<u32>,
+    pub decision_batch_linger_us: Option<u64>,
     pub credential_ttl_secs: Option<u64>,
     pub trust_cache_ttl_secs: Option<u64>,
     pub monitor_interval_ms: Option<u64>,
@@ -643,6 +649,11 @@ impl Config {
                 300,
             )?,
             decision_batch_max: small("AIM_DECISION_BATCH_MAX", file.decision_batch_max, 256)?,
+            decision_batch_linger_us: num(
+                "AIM_DECISION_BATCH_LINGER_US",
+                file.decision_batch_linger_us,
+                1000,
+            )?,
             credential_ttl_secs: num("AIM_CREDENTIAL_TTL_SECS", file.credential_ttl_secs, 86_400)?,
             trust_cache_ttl_secs: num("AIM_TRUST_CACHE_TTL_SECS", file.trust_cache_ttl_secs, 30)?,
             monitor,
@@ -708,6 +719,11 @@ impl Config {
         if self.trust_cache_ttl_secs > 3600 {
             return Err(Error::Config(
                 "trust_cache_ttl_secs must be between 0 and 3600".into(),
+            ));
+        }
+        if self.decision_batch_linger_us > 100_000 {
+            return Err(Error::Config(
+                "decision_batch_linger_us must be between 0 and 100000".into(),
             ));
         }
         if self.decision_batch_max == 0 {

@@ -6,6 +6,11 @@
 //! [`aim_store::AgentStore::commit_decisions`], and only then answers each waiter through its
 //! oneshot channel.
 //!
+//! Under concurrent load the writer lingers before a commit ([`Linger`]): a batch's cost is
+//! mostly per transaction (the commit's WAL frames, the chain head, the B-tree pages every
+//! append dirties), so a batch of 20 costs the store about half as much per decision as a batch
+//! of 5 (`aim-bench store --batch N`, docs/BENCHMARKS.md). A lone request never waits.
+//!
 //! Invariants:
 //! - a waiter is answered only after the transaction holding its item committed (or failed);
 //! - a request therefore costs at most one durable write, shared with its neighbours;
@@ -13,6 +18,7 @@
 //!   answered as accepted without its record).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aim_store::{DecisionOutcome, DecisionWrite, Store};
 use tokio::sync::{mpsc, oneshot};
@@ -39,6 +45,7 @@ impl DecisionWriter {
     pub fn spawn(
         store: Arc<dyn Store>,
         batch_max: usize,
+        linger: Duration,
         metrics: WriterMetrics,
     ) -> Result<DecisionWriter, Error> {
         let batch_max = batch_max.max(1);
@@ -49,12 +56,20 @@ impl DecisionWriter {
                 .enable_all()
                 .build()
                 .map_err(|e| Error::Io(format!("decision writer runtime: {e}")))?;
+            let linger = Linger {
+                wait: linger,
+                blocking: true,
+            };
             std::thread::Builder::new()
                 .name("aim-decision-writer".into())
-                .spawn(move || runtime.block_on(run(store, batch_max, metrics, rx)))
+                .spawn(move || runtime.block_on(run(store, batch_max, linger, metrics, rx)))
                 .map_err(|e| Error::Io(format!("decision writer thread: {e}")))?;
         } else {
-            tokio::spawn(run(store, batch_max, metrics, rx));
+            let linger = Linger {
+                wait: linger,
+                blocking: false,
+            };
+            tokio::spawn(run(store, batch_max, linger, metrics, rx));
         }
         Ok(DecisionWriter { tx })
     }
@@ -94,28 +109,100 @@ impl DecisionWriter {
     }
 }
 
-/// The writer loop: takes everything queued (up to `batch_max`), commits it in one transaction,
-/// answers each waiter; ends when every sender is dropped.
+/// How long the writer waits for more items before committing a batch that is not full.
+///
+/// Invariant: it waits only when the previous batch held more than one item (requests are
+/// arriving concurrently, so more are on their way) and the current one holds fewer than
+/// [`LINGER_TARGET`] (and fewer than the batch maximum); it stops waiting as soon as the batch
+/// reaches that size, and after `wait` at the latest. A request arriving alone is committed at
+/// once. A wait delays the batch's answers by at most `wait`.
+#[derive(Debug, Clone, Copy)]
+struct Linger {
+    wait: Duration,
+    /// The writer owns its thread (a store whose commits block the caller): it sleeps the
+    /// thread in steps of [`LINGER_STEP`] with the system timer's precision, looking at the
+    /// queue after each step. Otherwise it sleeps once, on tokio's (millisecond) timer.
+    blocking: bool,
+}
+
+/// Batch size past which waiting for more saves little: the store's cost per decision falls
+/// from 66 µs at batches of 7 to 40 µs at 32 and 32 µs at 64 (SQLite, `aim-bench store`,
+/// docs/BENCHMARKS.md).
+const LINGER_TARGET: usize = 32;
+
+/// How often a lingering writer on its own thread looks at its queue.
+const LINGER_STEP: Duration = Duration::from_micros(200);
+
+impl Linger {
+    /// Waits for more items as the type's invariant says, moving them into the batch.
+    async fn fill(
+        &self,
+        rx: &mut mpsc::Receiver<(DecisionWrite, Reply)>,
+        batch_max: usize,
+        items: &mut Vec<DecisionWrite>,
+        replies: &mut Vec<Reply>,
+    ) {
+        let target = LINGER_TARGET.min(batch_max);
+        if self.wait.is_zero() || items.len() >= target {
+            return;
+        }
+        if !self.blocking {
+            tokio::time::sleep(self.wait).await;
+            drain(rx, batch_max, items, replies);
+            return;
+        }
+        let deadline = std::time::Instant::now() + self.wait;
+        while items.len() < target {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(LINGER_STEP));
+            drain(rx, batch_max, items, replies);
+        }
+    }
+}
+
+/// Moves queued items into the batch until it holds `batch_max` or the queue is empty.
+fn drain(
+    rx: &mut mpsc::Receiver<(DecisionWrite, Reply)>,
+    batch_max: usize,
+    items: &mut Vec<DecisionWrite>,
+    replies: &mut Vec<Reply>,
+) {
+    while items.len() < batch_max {
+        match rx.try_recv() {
+            Ok((item, reply)) => {
+                items.push(item);
+                replies.push(reply);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+/// The writer loop: takes everything queued (up to `batch_max`, lingering as [`Linger`] says),
+/// commits it in one transaction, answers each waiter; ends when every sender is dropped.
 async fn run(
     store: Arc<dyn Store>,
     batch_max: usize,
+    linger: Linger,
     metrics: WriterMetrics,
     mut rx: mpsc::Receiver<(DecisionWrite, Reply)>,
 ) {
     let mut items = Vec::with_capacity(batch_max);
     let mut replies = Vec::with_capacity(batch_max);
+    let mut previous = 0usize;
     while let Some((item, reply)) = rx.recv().await {
         items.push(item);
         replies.push(reply);
-        while items.len() < batch_max {
-            match rx.try_recv() {
-                Ok((item, reply)) => {
-                    items.push(item);
-                    replies.push(reply);
-                }
-                Err(_) => break,
-            }
+        drain(&mut rx, batch_max, &mut items, &mut replies);
+        if previous > 1 {
+            linger
+                .fill(&mut rx, batch_max, &mut items, &mut replies)
+                .await;
         }
+        previous = items.len();
         let started = std::time::Instant::now();
         let result = store.commit_decisions(&items).await;
         metrics.seconds.observe(started.elapsed().as_secs_f64());
@@ -135,5 +222,102 @@ async fn run(
         }
         items.clear();
         replies.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use aim_store::{AuditRecord, DecisionOp};
+
+    use super::*;
+
+    fn record(n: usize) -> DecisionWrite {
+        DecisionWrite {
+            nonce: None,
+            audit: AuditRecord {
+                org_id: None,
+                at: 1_700_000_000_000,
+                event_type: "test.linger".into(),
+                actor: "system".into(),
+                subject: None,
+                payload: serde_json::json!({ "n": n }),
+                client_addr: None,
+            },
+            replay_audit: None,
+            op: DecisionOp::None,
+            prepared: None,
+        }
+    }
+
+    fn blocking(wait: Duration) -> Linger {
+        Linger {
+            wait,
+            blocking: true,
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn lingering_stops_as_soon_as_the_batch_reaches_its_target() {
+        let (tx, mut rx) = mpsc::channel(256);
+        let sender = std::thread::spawn(move || {
+            for n in 0..LINGER_TARGET + 8 {
+                let (reply, _wait) = oneshot::channel();
+                tx.blocking_send((record(n), reply)).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let (mut items, mut replies) = (Vec::new(), Vec::new());
+        let started = Instant::now();
+        // A deadline far beyond what 40 items 1 ms apart need: reaching it means the target
+        // was ignored.
+        blocking(Duration::from_secs(20))
+            .fill(&mut rx, 256, &mut items, &mut replies)
+            .await;
+        assert!(items.len() >= LINGER_TARGET, "{} items", items.len());
+        assert_eq!(items.len(), replies.len());
+        assert!(started.elapsed() < Duration::from_secs(10));
+        sender.join().unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn lingering_ends_at_its_deadline_and_never_exceeds_the_batch_maximum() {
+        let (tx, mut rx) = mpsc::channel(256);
+        let (mut items, mut replies) = (Vec::new(), Vec::new());
+        let started = Instant::now();
+        blocking(Duration::from_millis(30))
+            .fill(&mut rx, 256, &mut items, &mut replies)
+            .await;
+        assert!(items.is_empty());
+        assert!(started.elapsed() >= Duration::from_millis(30));
+
+        for n in 0..10 {
+            let (reply, _wait) = oneshot::channel();
+            tx.send((record(n), reply)).await.unwrap();
+        }
+        blocking(Duration::from_secs(20))
+            .fill(&mut rx, 4, &mut items, &mut replies)
+            .await;
+        assert_eq!(items.len(), 4, "the batch maximum bounds the batch");
+        drop(tx);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_arriving_alone_is_committed_without_lingering() {
+        let (_db, store) = aim_store::testing::sqlite_store().await;
+        let metrics = WriterMetrics::default();
+        // A linger long enough that any wait for a lone write fails the timeout below.
+        let writer =
+            DecisionWriter::spawn(store, 256, Duration::from_secs(100), metrics.clone()).unwrap();
+        for n in 0..3 {
+            let done = tokio::time::timeout(
+                Duration::from_secs(30),
+                writer.commit_record(record(n).audit, DecisionOp::None),
+            )
+            .await
+            .expect("a lone write waited for the linger");
+            assert!(done.unwrap());
+        }
     }
 }

@@ -144,6 +144,7 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
     let writer = decision_writer::DecisionWriter::spawn(
         store.clone(),
         config.decision_batch_max as usize,
+        std::time::Duration::from_micros(config.decision_batch_linger_us),
         metrics.writer(),
     )?;
     let config_ops = config.ops.clone();
