@@ -88,9 +88,9 @@ pub struct Config {
     /// Largest number of signed-request writes committed in one transaction by the group-commit
     /// writer (`decision_batch_max`, `AIM_DECISION_BATCH_MAX`). Default 256.
     pub decision_batch_max: u32,
-    /// Microseconds the group-commit writer waits for more writes before committing a batch that
-    /// is not full, only while requests arrive concurrently (the previous batch held more than
-    /// one); a lone request is never delayed (`decision_batch_linger_us`,
+    /// Microseconds the SQLite group-commit writer waits for more writes before committing a
+    /// batch that is not full, only while requests arrive concurrently (the previous batch held
+    /// more than one); a lone request is never delayed, the PostgreSQL writer never waits (`decision_batch_linger_us`,
     /// `AIM_DECISION_BATCH_LINGER_US`), 0 (never wait) to 100 000. Default 1000.
     pub decision_batch_linger_us: u64,
     /// Transport security, rate limits and metrics access (`docs/operations.md`).

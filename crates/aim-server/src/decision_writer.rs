@@ -9,7 +9,10 @@
 //! Under concurrent load the writer lingers before a commit ([`Linger`]): a batch's cost is
 //! mostly per transaction (the commit's WAL frames, the chain head, the B-tree pages every
 //! append dirties), so a batch of 20 costs the store about half as much per decision as a batch
-//! of 5 (`aim-bench store --batch N`, docs/BENCHMARKS.md). A lone request never waits.
+//! of 5 (`aim-bench store --batch N`, docs/BENCHMARKS.md). A lone request never waits. Only the
+//! writer of a store whose commits block the caller (SQLite, microseconds per statement) lingers;
+//! a PostgreSQL batch fills by itself during its milliseconds of commit, and its one writer
+//! connection is what bounds PostgreSQL's throughput, so waiting would only idle it.
 //!
 //! Invariants:
 //! - a waiter is answered only after the transaction holding its item committed (or failed);
@@ -56,18 +59,14 @@ impl DecisionWriter {
                 .enable_all()
                 .build()
                 .map_err(|e| Error::Io(format!("decision writer runtime: {e}")))?;
-            let linger = Linger {
-                wait: linger,
-                blocking: true,
-            };
+            let linger = Linger { wait: linger };
             std::thread::Builder::new()
                 .name("aim-decision-writer".into())
                 .spawn(move || runtime.block_on(run(store, batch_max, linger, metrics, rx)))
                 .map_err(|e| Error::Io(format!("decision writer thread: {e}")))?;
         } else {
             let linger = Linger {
-                wait: linger,
-                blocking: false,
+                wait: Duration::ZERO,
             };
             tokio::spawn(run(store, batch_max, linger, metrics, rx));
         }
@@ -116,13 +115,14 @@ impl DecisionWriter {
 /// [`LINGER_TARGET`] (and fewer than the batch maximum); it stops waiting as soon as the batch
 /// reaches that size, and after `wait` at the latest. A request arriving alone is committed at
 /// once. A wait delays the batch's answers by at most `wait`.
+///
+/// The writer lingering owns its thread (a store whose commits block the caller): it sleeps the
+/// thread in steps of [`LINGER_STEP`], with the system timer's precision, looking at the queue
+/// after each step.
 #[derive(Debug, Clone, Copy)]
 struct Linger {
+    /// Zero: never wait.
     wait: Duration,
-    /// The writer owns its thread (a store whose commits block the caller): it sleeps the
-    /// thread in steps of [`LINGER_STEP`] with the system timer's precision, looking at the
-    /// queue after each step. Otherwise it sleeps once, on tokio's (millisecond) timer.
-    blocking: bool,
 }
 
 /// Batch size past which waiting for more saves little: the store's cost per decision falls
@@ -134,8 +134,9 @@ const LINGER_TARGET: usize = 32;
 const LINGER_STEP: Duration = Duration::from_micros(200);
 
 impl Linger {
-    /// Waits for more items as the type's invariant says, moving them into the batch.
-    async fn fill(
+    /// Waits for more items as the type's invariant says, moving them into the batch. Blocks
+    /// the calling thread while it waits.
+    fn fill(
         &self,
         rx: &mut mpsc::Receiver<(DecisionWrite, Reply)>,
         batch_max: usize,
@@ -144,11 +145,6 @@ impl Linger {
     ) {
         let target = LINGER_TARGET.min(batch_max);
         if self.wait.is_zero() || items.len() >= target {
-            return;
-        }
-        if !self.blocking {
-            tokio::time::sleep(self.wait).await;
-            drain(rx, batch_max, items, replies);
             return;
         }
         let deadline = std::time::Instant::now() + self.wait;
@@ -198,9 +194,7 @@ async fn run(
         replies.push(reply);
         drain(&mut rx, batch_max, &mut items, &mut replies);
         if previous > 1 {
-            linger
-                .fill(&mut rx, batch_max, &mut items, &mut replies)
-                .await;
+            linger.fill(&mut rx, batch_max, &mut items, &mut replies);
         }
         previous = items.len();
         let started = std::time::Instant::now();
@@ -252,10 +246,7 @@ mod tests {
     }
 
     fn blocking(wait: Duration) -> Linger {
-        Linger {
-            wait,
-            blocking: true,
-        }
+        Linger { wait }
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -272,9 +263,7 @@ mod tests {
         let started = Instant::now();
         // A deadline far beyond what 40 items 1 ms apart need: reaching it means the target
         // was ignored.
-        blocking(Duration::from_secs(20))
-            .fill(&mut rx, 256, &mut items, &mut replies)
-            .await;
+        blocking(Duration::from_secs(20)).fill(&mut rx, 256, &mut items, &mut replies);
         assert!(items.len() >= LINGER_TARGET, "{} items", items.len());
         assert_eq!(items.len(), replies.len());
         assert!(started.elapsed() < Duration::from_secs(10));
@@ -286,9 +275,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(256);
         let (mut items, mut replies) = (Vec::new(), Vec::new());
         let started = Instant::now();
-        blocking(Duration::from_millis(30))
-            .fill(&mut rx, 256, &mut items, &mut replies)
-            .await;
+        blocking(Duration::from_millis(30)).fill(&mut rx, 256, &mut items, &mut replies);
         assert!(items.is_empty());
         assert!(started.elapsed() >= Duration::from_millis(30));
 
@@ -296,9 +283,7 @@ mod tests {
             let (reply, _wait) = oneshot::channel();
             tx.send((record(n), reply)).await.unwrap();
         }
-        blocking(Duration::from_secs(20))
-            .fill(&mut rx, 4, &mut items, &mut replies)
-            .await;
+        blocking(Duration::from_secs(20)).fill(&mut rx, 4, &mut items, &mut replies);
         assert_eq!(items.len(), 4, "the batch maximum bounds the batch");
         drop(tx);
     }
