@@ -8,8 +8,8 @@
 //!
 //! Under concurrent load the writer lingers before a commit ([`Linger`]): a batch's cost is
 //! mostly per transaction (the commit's WAL frames, the chain head, the B-tree pages every
-//! append dirties), so a batch of 20 costs the store about half as much per decision as a batch
-//! of 5 (`aim-bench store --batch N`, docs/BENCHMARKS.md). A lone request never waits. Only the
+//! append dirties), so on SQLite a batch of 32 costs the store 40 µs per decision where a batch
+//! of 7 costs 66 µs (`aim-bench store --batch N`, docs/BENCHMARKS.md). A lone request never waits. Only the
 //! writer of a store whose commits block the caller (SQLite, microseconds per statement) lingers;
 //! a PostgreSQL batch fills by itself during its milliseconds of commit, and its one writer
 //! connection is what bounds PostgreSQL's throughput, so waiting would only idle it.
@@ -245,7 +245,7 @@ mod tests {
         }
     }
 
-    fn blocking(wait: Duration) -> Linger {
+    fn linger(wait: Duration) -> Linger {
         Linger { wait }
     }
 
@@ -263,7 +263,7 @@ mod tests {
         let started = Instant::now();
         // A deadline far beyond what 40 items 1 ms apart need: reaching it means the target
         // was ignored.
-        blocking(Duration::from_secs(20)).fill(&mut rx, 256, &mut items, &mut replies);
+        linger(Duration::from_secs(20)).fill(&mut rx, 256, &mut items, &mut replies);
         assert!(items.len() >= LINGER_TARGET, "{} items", items.len());
         assert_eq!(items.len(), replies.len());
         assert!(started.elapsed() < Duration::from_secs(10));
@@ -275,7 +275,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(256);
         let (mut items, mut replies) = (Vec::new(), Vec::new());
         let started = Instant::now();
-        blocking(Duration::from_millis(30)).fill(&mut rx, 256, &mut items, &mut replies);
+        linger(Duration::from_millis(30)).fill(&mut rx, 256, &mut items, &mut replies);
         assert!(items.is_empty());
         assert!(started.elapsed() >= Duration::from_millis(30));
 
@@ -283,7 +283,7 @@ mod tests {
             let (reply, _wait) = oneshot::channel();
             tx.send((record(n), reply)).await.unwrap();
         }
-        blocking(Duration::from_secs(20)).fill(&mut rx, 4, &mut items, &mut replies);
+        linger(Duration::from_secs(20)).fill(&mut rx, 4, &mut items, &mut replies);
         assert_eq!(items.len(), 4, "the batch maximum bounds the batch");
         drop(tx);
     }
