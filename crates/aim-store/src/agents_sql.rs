@@ -502,6 +502,17 @@ macro_rules! impl_agent_store {
                             }
                         }
                     }
+                    // Claimed in key order: a transaction inserting a key another one holds
+                    // uncommitted waits for it, so two writers (replicas) claiming the same keys —
+                    // replays of each other's requests — in opposite orders would deadlock and
+                    // one whole batch would fail. In one total order, the later writer only waits.
+                    claims.sort_by(|&x, &y| {
+                        let key = |i: usize| {
+                            let c = items[i].nonce.as_ref().expect("claims hold items with a nonce");
+                            (c.signed_at, c.org_id, c.agent_id.as_str(), c.nonce.as_str())
+                        };
+                        key(x).cmp(&key(y))
+                    });
                     for chunk in claims.chunks(NONCE_CHUNK) {
                         let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::NONCE_INTO);
                         qb.push_values(chunk, |mut b, &i| {
