@@ -91,7 +91,8 @@ pub struct Config {
     /// Microseconds the SQLite group-commit writer waits for more writes before committing a
     /// batch that is not full, only while requests arrive concurrently (the previous batch held
     /// more than one); a lone request is never delayed, the PostgreSQL writer never waits (`decision_batch_linger_us`,
-    /// `AIM_DECISION_BATCH_LINGER_US`), 0 (never wait) to 100 000. Default 1000.
+    /// `AIM_DECISION_BATCH_LINGER_US`), 0 (never wait) to 100 000. Default 0: a fixed wait
+    /// costs moderate concurrency more than it saves at high concurrency (docs/agents.md).
     pub decision_batch_linger_us: u64,
     /// Transport security, rate limits and metrics access (`docs/operations.md`).
     pub ops: OpsConfig,
@@ -652,7 +653,7 @@ impl Config {
             decision_batch_linger_us: num(
                 "AIM_DECISION_BATCH_LINGER_US",
                 file.decision_batch_linger_us,
-                1000,
+                0,
             )?,
             credential_ttl_secs: num("AIM_CREDENTIAL_TTL_SECS", file.credential_ttl_secs, 86_400)?,
             trust_cache_ttl_secs: num("AIM_TRUST_CACHE_TTL_SECS", file.trust_cache_ttl_secs, 30)?,
