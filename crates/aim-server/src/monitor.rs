@@ -140,9 +140,11 @@ impl<'a> PayloadFields<'a> {
 }
 
 /// The detector events one audit entry means for one agent: the agent, the anomaly event, the
-/// correlation event. Entries about no agent mean nothing.
+/// correlation event. Entries about no agent mean nothing. `origin` is the entry's client
+/// address as [`origin_of`] makes it (the caller computes it once per entry).
 pub fn events_of(
     row: &AuditRow,
+    origin: Option<&str>,
 ) -> Option<(String, Option<anomaly::Event>, Option<SecurityEventKind>)> {
     let ev = row.event_type.as_str();
     if ev.starts_with("monitor.") || ev == "agent.request.replayed" {
@@ -156,10 +158,9 @@ pub fn events_of(
         .and_then(|s| s.strip_prefix("agent:"))
         .map(str::to_string);
     let actor = row.actor.strip_prefix("agent:").map(str::to_string);
-    let origin = row.client_addr.as_deref().map(origin_of);
     let event = |kind| anomaly::Event {
         at_ms: row.at,
-        origin: origin.clone(),
+        origin: origin.map(str::to_string),
         kind,
     };
     match ev {
@@ -375,7 +376,8 @@ pub async fn analyse_page(state: &AppState, backlog: MonitorBacklog) -> Result<b
         .iter()
         .filter_map(|r| {
             let origin = r.client_addr.as_deref().map(origin_of);
-            Some((r.seq?, r.at, origin, events_of(r)?))
+            let events = events_of(r, origin.as_deref())?;
+            Some((r.seq?, r.at, origin, events))
         })
         .collect();
     let mut agents: Vec<String> = mapped.iter().map(|(.., e)| e.0.clone()).collect();
@@ -716,6 +718,11 @@ mod tests {
         );
     }
 
+    /// [`events_of`] with the entry's origin computed as the monitor does.
+    fn events(r: &AuditRow) -> Option<(String, Option<anomaly::Event>, Option<SecurityEventKind>)> {
+        events_of(r, r.client_addr.as_deref().map(origin_of).as_deref())
+    }
+
     fn row(seq: i64, ev: &str, actor: &str, subject: Option<&str>, payload: Value) -> AuditRow {
         AuditRow {
             id: Uuid::now_v7(),
@@ -748,7 +755,7 @@ mod tests {
             Some("agent:aim_a"),
             json!({"capability": "db:write", "status": "denied"}),
         );
-        let (agent, a, s) = events_of(&denied).unwrap();
+        let (agent, a, s) = events(&denied).unwrap();
         assert_eq!(agent, "aim_a");
         assert_eq!(
             a.unwrap().kind,
@@ -771,7 +778,7 @@ mod tests {
             json!({"capability": "db:read", "status": "approved"}),
         );
         assert_eq!(
-            events_of(&approved).unwrap().2.unwrap(),
+            events(&approved).unwrap().2.unwrap(),
             SecurityEventKind::SignatureSuccess
         );
         let failed = row(
@@ -782,7 +789,7 @@ mod tests {
             json!({}),
         );
         assert_eq!(
-            events_of(&failed).unwrap().2.unwrap(),
+            events(&failed).unwrap().2.unwrap(),
             SecurityEventKind::SignatureFailure
         );
         let trust = row(
@@ -793,7 +800,7 @@ mod tests {
             json!({"previous": 80.0, "new": 55.5}),
         );
         assert_eq!(
-            events_of(&trust).unwrap().2.unwrap(),
+            events(&trust).unwrap().2.unwrap(),
             SecurityEventKind::TrustChanged {
                 from: 80.0,
                 to: 55.5
@@ -817,7 +824,7 @@ mod tests {
             ),
             row(7, "auth.login.succeeded", "user:x", None, json!({})),
         ] {
-            assert!(events_of(&r).is_none(), "{}", r.event_type);
+            assert!(events(&r).is_none(), "{}", r.event_type);
         }
     }
 

@@ -491,28 +491,24 @@ macro_rules! impl_agent_store {
                     // Nonce claims in one statement per chunk: a claim repeated inside the batch
                     // is a replay of its first occurrence; `RETURNING` names the fresh ones.
                     let mut fresh = vec![true; items.len()];
-                    let mut seen = std::collections::HashSet::with_capacity(items.len());
-                    let mut claims: Vec<usize> = Vec::with_capacity(items.len());
-                    for (i, item) in items.iter().enumerate() {
-                        if let Some(c) = &item.nonce {
-                            if seen.insert((c.signed_at, c.org_id, c.agent_id.as_str(), c.nonce.as_str())) {
-                                claims.push(i);
-                            } else {
-                                fresh[i] = false;
-                            }
-                        }
-                    }
                     // Claimed in key order: a transaction inserting a key another one holds
                     // uncommitted waits for it, so two writers (replicas) claiming the same keys —
                     // replays of each other's requests — in opposite orders would deadlock and
                     // one whole batch would fail. In one total order, the later writer only waits.
-                    claims.sort_by(|&x, &y| {
-                        let key = |i: usize| {
-                            let c = items[i].nonce.as_ref().expect("claims hold items with a nonce");
-                            (c.signed_at, c.org_id, c.agent_id.as_str(), c.nonce.as_str())
-                        };
-                        key(x).cmp(&key(y))
-                    });
+                    let mut first = std::collections::BTreeMap::new();
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(c) = &item.nonce {
+                            let key = (c.signed_at, c.org_id, c.agent_id.as_str(), c.nonce.as_str());
+                            match first.entry(key) {
+                                std::collections::btree_map::Entry::Vacant(v) => {
+                                    v.insert(i);
+                                }
+                                // A repeat inside the batch replays its first occurrence.
+                                std::collections::btree_map::Entry::Occupied(_) => fresh[i] = false,
+                            }
+                        }
+                    }
+                    let claims: Vec<usize> = first.into_values().collect();
                     for chunk in claims.chunks(NONCE_CHUNK) {
                         let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::NONCE_INTO);
                         qb.push_values(chunk, |mut b, &i| {
