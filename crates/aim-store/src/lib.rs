@@ -33,6 +33,7 @@ pub mod model;
 pub mod monitoring;
 mod monitoring_sql;
 pub mod postgres;
+mod postgres_batch;
 mod sql;
 pub mod sqlite;
 mod sqlite_audit_read;

@@ -32,12 +32,18 @@ impl PgStore {
         &self.pool
     }
 
-    /// Every decision batch takes the sqlx path (compare `SqliteStore`).
+    /// Decision batches write each kind of row with one array statement
+    /// ([`crate::postgres_batch`]); batches holding other ops take the generic sqlx path.
     async fn commit_decisions_direct(
         &self,
-        _items: &[crate::DecisionWrite],
+        items: &[crate::DecisionWrite],
     ) -> crate::Result<Option<Vec<crate::DecisionOutcome>>> {
-        Ok(None)
+        if !crate::postgres_batch::applies(items) {
+            return Ok(None);
+        }
+        crate::postgres_batch::commit(&self.pool, items)
+            .await
+            .map(Some)
     }
 
     /// Audit chain pages take the sqlx path (compare `SqliteStore`).

@@ -66,6 +66,41 @@ pub(crate) fn closed_at(level: u8, idx: u64) -> i64 {
 /// The head after an append (binds: chain, size, head_hash, frontier, updated_at).
 pub(crate) const AUDIT_HEAD_UPDATE: &str = "UPDATE audit_heads SET size = $2, head_hash = $3, frontier = $4, updated_at = $5 WHERE org_id = $1";
 
+/// PostgreSQL: a batch's nonce claims from arrays (binds: signed_at, org, agent, nonce,
+/// expires_at), inserted in array order — the callers' key order, the lock order two writers
+/// share (see [`crate::postgres_batch`]) — and returning the fresh ones. One statement text for
+/// every batch size, so each connection parses and plans it once.
+pub(crate) const PG_NONCE_CLAIMS: &str = "INSERT INTO agent_nonces (signed_at, org_id, agent_id, nonce, expires_at) \
+     SELECT s, o, a, n, e FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::int8[]) \
+     WITH ORDINALITY AS u(s, o, a, n, e, i) ORDER BY i \
+     ON CONFLICT DO NOTHING RETURNING signed_at, org_id, agent_id, nonce";
+
+/// PostgreSQL: a batch's decision rows from arrays (the 14 columns of [`ACTION_INTO`], in order).
+pub(crate) const PG_ACTIONS: &str = "INSERT INTO action_decisions (id, org_id, agent_id, capability, resource, context, \
+     risk_level, status, reason, matched_policies, approvers, policy_version, created_at, expires_at) \
+     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[], $14::int8[])";
+
+/// PostgreSQL: a batch's trust counters from arrays (the 12 columns of [`ACTIVITY_INTO`], in
+/// order), upserted in array order — ascending (agent, day), the lock order of every writer.
+pub(crate) const PG_ACTIVITY: &str = "INSERT INTO agent_activity (agent_id, day, org_id, decisions, violations, results_ok, \
+     results_failed, key_proofs, key_proof_failures, challenges_passed, last_key_proof_at, last_activity_at) \
+     SELECT a, d, o, n1, n2, n3, n4, n5, n6, n7, t1, t2 FROM UNNEST($1::text[], $2::int8[], $3::uuid[], $4::int8[], \
+     $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[]) \
+     WITH ORDINALITY AS u(a, d, o, n1, n2, n3, n4, n5, n6, n7, t1, t2, i) ORDER BY i";
+
+/// PostgreSQL: one chain's appended entries, closed subtrees and new head in one statement
+/// (binds: chain; the entries' id, at, event_type, actor, subject, payload, client_addr, seq,
+/// prev_hash, hash arrays; the nodes' closed_at, level, idx, hash arrays; the head's size,
+/// head_hash, frontier, updated_at). Run after [`AUDIT_HEAD_LOCK`] in the same transaction.
+pub(crate) const PG_CHAIN_APPEND: &str = "WITH e AS (INSERT INTO audit_entries (id, org_id, at, event_type, actor, subject, \
+     payload, client_addr, seq, prev_hash, hash) \
+     SELECT id, $1, at, ev, ac, su, pa, ca, sq, pr, ha FROM UNNEST($2::uuid[], $3::int8[], $4::text[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::int8[], $10::bytea[], $11::bytea[]) AS u(id, at, ev, ac, su, pa, ca, sq, pr, ha)), \
+     n AS (INSERT INTO audit_nodes (org_id, closed_at, level, idx, hash) \
+     SELECT $1, c, l, x, h FROM UNNEST($12::int8[], $13::int8[], $14::int8[], $15::bytea[]) AS v(c, l, x, h)) \
+     UPDATE audit_heads SET size = $16, head_hash = $17, frontier = $18, updated_at = $19 WHERE org_id = $1";
+
 /// `VALUES ($1, ..., $n)`: one row of `n` numbered parameters.
 pub(crate) fn values_row(n: usize) -> String {
     let params: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
