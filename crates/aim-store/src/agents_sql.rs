@@ -545,11 +545,34 @@ macro_rules! impl_agent_store {
                     for chunk in actions.chunks(ACTION_CHUNK) {
                         insert_actions(&mut tx, chunk).await?;
                     }
+                    // Outcome reports first, in (org, decision) order: two writers reporting on
+                    // the same decisions lock their rows in one order (see `postgres_batch`).
+                    let mut reports: Vec<(Uuid, Uuid, usize)> = items
+                        .iter()
+                        .zip(&fresh)
+                        .enumerate()
+                        .filter_map(|(i, (item, f))| match &item.op {
+                            DecisionOp::ActionResult { org_id, action_id, .. } if *f => {
+                                Some((*org_id, *action_id, i))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    reports.sort_unstable();
+                    let mut reported = std::collections::HashSet::new();
+                    for (_, _, i) in reports {
+                        if apply_op(&mut tx, &items[i].op).await? {
+                            reported.insert(i);
+                        }
+                    }
                     let mut records = Vec::with_capacity(items.len());
-                    for (item, fresh) in items.iter().zip(fresh) {
+                    for (i, (item, fresh)) in items.iter().zip(fresh).enumerate() {
                         let applied = fresh
-                            && (matches!(item.op, DecisionOp::InsertAction(_))
-                                || apply_op(&mut tx, &item.op).await?);
+                            && match item.op {
+                                DecisionOp::InsertAction(_) => true,
+                                DecisionOp::ActionResult { .. } => reported.contains(&i),
+                                _ => apply_op(&mut tx, &item.op).await?,
+                            };
                         if fresh && !applied {
                             out.push(DecisionOutcome::Conflict);
                         } else if fresh {

@@ -137,6 +137,159 @@ mod tests {
         b.close().await;
     }
 
+    /// Outcome reports on the same decisions, sent to two writers in opposite orders, must not
+    /// deadlock either (each report locks its decision's row): each decision takes one report.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn crossed_outcome_reports_in_two_batches_do_not_deadlock() {
+        let Some(db) = crate::testing::TestDb::postgres("crossed_reports").await else {
+            return;
+        };
+        let a = crate::connect(&db.url, 2).await.unwrap();
+        let b = crate::connect(&db.url, 2).await.unwrap();
+        let org = uuid::Uuid::now_v7();
+        let agent = "aim_reporter";
+        let now = 1_700_000_000_000;
+        let admin = crate::NewUser {
+            id: uuid::Uuid::now_v7(),
+            org_id: org,
+            email: "admin@crossed.test".into(),
+            password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
+            role: crate::Role::Admin,
+            must_change_password: false,
+            created_by: None,
+            created_at: now,
+        };
+        let organization = crate::Organization {
+            id: org,
+            name: "crossed".into(),
+            require_2fa_admins: false,
+            created_at: now,
+            enforcement_mode: "strict".into(),
+        };
+        let record = |event: &str| crate::AuditRecord {
+            org_id: Some(org),
+            at: now,
+            event_type: event.into(),
+            actor: format!("agent:{agent}"),
+            subject: Some(format!("agent:{agent}")),
+            payload: serde_json::json!({}),
+            client_addr: Some("127.0.0.1".into()),
+        };
+        a.create_org_with_admin(&organization, &admin, &record("org.created"))
+            .await
+            .unwrap();
+        let item = |nonce: String, op: crate::DecisionOp| crate::DecisionWrite {
+            nonce: Some(crate::NonceClaim {
+                signed_at: now / 1000,
+                org_id: org,
+                agent_id: agent.into(),
+                nonce,
+                expires_at: now + 300_000,
+            }),
+            audit: record("agent.action.result"),
+            replay_audit: None,
+            op,
+            prepared: None,
+        };
+        let ids: Vec<uuid::Uuid> = (0..300).map(|_| uuid::Uuid::now_v7()).collect();
+        let decisions: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                let row = crate::testing::decision_row(
+                    *id,
+                    org,
+                    agent,
+                    crate::ActionStatus::Approved,
+                    now,
+                );
+                item(
+                    format!("decide-{n}"),
+                    crate::DecisionOp::InsertAction(Box::new(row)),
+                )
+            })
+            .collect();
+        assert!(
+            a.commit_decisions(&decisions)
+                .await
+                .unwrap()
+                .iter()
+                .all(|o| *o == crate::DecisionOutcome::Committed)
+        );
+        let report = |side: &str, n: usize| {
+            item(
+                format!("{side}-{n}"),
+                crate::DecisionOp::ActionResult {
+                    org_id: org,
+                    action_id: ids[n],
+                    agent_id: agent.into(),
+                    result: crate::ActionResult::Success,
+                    detail: Some(side.into()),
+                    at: now + 1,
+                },
+            )
+        };
+        // A batch holding another kind of op (here an MCP server registration) takes the
+        // generic write path: rounds 0 and 1 test the array path, round 2 the generic one.
+        let mcp = |side: &str| {
+            item(
+                format!("mcp-{side}"),
+                crate::DecisionOp::CreateMcpServer(Box::new(crate::McpServerRow {
+                    id: uuid::Uuid::now_v7(),
+                    org_id: org,
+                    name: format!("server-{side}"),
+                    public_key: None,
+                    pinned_hash: None,
+                    pinned_manifest: None,
+                    pinned_signed: false,
+                    pinned_at: None,
+                    pinned_by: None,
+                    drift_at: None,
+                    drift_hash: None,
+                    drift_severity: None,
+                    created_at: now,
+                    created_by: "test".into(),
+                })),
+            )
+        };
+        for round in 0..3 {
+            let range = round * 100..round * 100 + 100;
+            let mut up: Vec<_> = range.clone().map(|n| report("up", n)).collect();
+            let mut down: Vec<_> = range.rev().map(|n| report("down", n)).collect();
+            if round == 2 {
+                up.insert(0, mcp("up"));
+                down.insert(0, mcp("down"));
+            }
+            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+            let (ba, bb) = (barrier.clone(), barrier);
+            let (sa, sb) = (a.clone(), b.clone());
+            let ta = tokio::spawn(async move {
+                ba.wait().await;
+                sa.commit_decisions(&up).await
+            });
+            let tb = tokio::spawn(async move {
+                bb.wait().await;
+                sb.commit_decisions(&down).await
+            });
+            let (ra, rb) = (ta.await.unwrap(), tb.await.unwrap());
+            let ra = ra.unwrap_or_else(|e| panic!("round {round}: first batch failed: {e}"));
+            let rb = rb.unwrap_or_else(|e| panic!("round {round}: second batch failed: {e}"));
+            let applied = ra
+                .iter()
+                .chain(rb.iter())
+                .filter(|o| **o == crate::DecisionOutcome::Committed)
+                .count();
+            let mcp_items = if round == 2 { 2 } else { 0 };
+            assert_eq!(
+                applied,
+                100 + mcp_items,
+                "round {round}: each decision takes one report"
+            );
+        }
+        a.close().await;
+        b.close().await;
+    }
+
     #[tokio::test]
     async fn audit_nodes_are_rekeyed_by_the_size_that_closed_them() {
         let Some(db) = crate::testing::TestDb::postgres("audit_nodes_rekey").await else {

@@ -55,9 +55,10 @@ pub(crate) async fn commit(pool: &PgPool, items: &[DecisionWrite]) -> Result<Vec
     let mut tx = pool.begin().await?;
     let fresh = claim_nonces(&mut tx, items).await?;
     insert_actions(&mut tx, items, &fresh).await?;
+    let reported = report_results(&mut tx, items, &fresh).await?;
     let mut out = Vec::with_capacity(items.len());
     let mut records = Vec::with_capacity(items.len());
-    for (item, fresh) in items.iter().zip(fresh) {
+    for (i, (item, fresh)) in items.iter().zip(fresh).enumerate() {
         if !fresh {
             if let Some(r) = &item.replay_audit {
                 records.push(ChainRecord::plain(r));
@@ -67,26 +68,7 @@ pub(crate) async fn commit(pool: &PgPool, items: &[DecisionWrite]) -> Result<Vec
         }
         let applied = match &item.op {
             DecisionOp::None | DecisionOp::InsertAction(_) => true,
-            DecisionOp::ActionResult {
-                org_id,
-                action_id,
-                agent_id,
-                result,
-                detail,
-                at,
-            } => {
-                sqlx::query(ACTION_RESULT_UPDATE)
-                    .bind(org_id)
-                    .bind(action_id)
-                    .bind(agent_id)
-                    .bind(result.as_str())
-                    .bind(at)
-                    .bind(detail)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1
-            }
+            DecisionOp::ActionResult { .. } => reported.contains(&i),
             _ => {
                 return Err(Error::Invalid(
                     "op without an array form (see postgres_batch::applies)".into(),
@@ -132,7 +114,10 @@ async fn claim_nonces(conn: &mut sqlx::PgConnection, items: &[DecisionWrite]) ->
         Vec::with_capacity(n),
     );
     for &i in first.values() {
-        let c = items[i].nonce.as_ref().expect("claims hold items with a nonce");
+        let c = items[i]
+            .nonce
+            .as_ref()
+            .expect("claims hold items with a nonce");
         signed_at.push(c.signed_at);
         org.push(c.org_id);
         agent.push(c.agent_id.as_str());
@@ -157,6 +142,57 @@ async fn claim_nonces(conn: &mut sqlx::PgConnection, items: &[DecisionWrite]) ->
     Ok(fresh)
 }
 
+/// Records the outcome reports of the fresh items; returns the indices of those that applied
+/// (an approved decision of the reporting agent with no outcome yet). The rows are updated in
+/// `(org, action)` order, so two batches (replicas) reporting on the same decisions lock them in
+/// one order; of two reports on one decision in a batch, the earlier item applies.
+async fn report_results(
+    conn: &mut sqlx::PgConnection,
+    items: &[DecisionWrite],
+    fresh: &[bool],
+) -> Result<HashSet<usize>> {
+    let mut reports: Vec<(Uuid, Uuid, usize)> = items
+        .iter()
+        .zip(fresh)
+        .enumerate()
+        .filter_map(|(i, (item, f))| match &item.op {
+            DecisionOp::ActionResult {
+                org_id, action_id, ..
+            } if *f => Some((*org_id, *action_id, i)),
+            _ => None,
+        })
+        .collect();
+    reports.sort_unstable();
+    let mut applied = HashSet::new();
+    for (_, _, i) in reports {
+        let DecisionOp::ActionResult {
+            org_id,
+            action_id,
+            agent_id,
+            result,
+            detail,
+            at,
+        } = &items[i].op
+        else {
+            continue;
+        };
+        let rows = sqlx::query(ACTION_RESULT_UPDATE)
+            .bind(org_id)
+            .bind(action_id)
+            .bind(agent_id)
+            .bind(result.as_str())
+            .bind(at)
+            .bind(detail)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if rows == 1 {
+            applied.insert(i);
+        }
+    }
+    Ok(applied)
+}
+
 /// Inserts the decision rows of the fresh items in one statement.
 async fn insert_actions(
     conn: &mut sqlx::PgConnection,
@@ -177,7 +213,10 @@ async fn insert_actions(
     let col = |f: fn(&crate::actions::NewAction) -> &str| -> Vec<&str> {
         actions.iter().map(|a| f(a)).collect()
     };
-    let matched: Vec<String> = actions.iter().map(|a| a.matched_policies.to_json()).collect();
+    let matched: Vec<String> = actions
+        .iter()
+        .map(|a| a.matched_policies.to_json())
+        .collect();
     let approvers: Vec<String> = actions.iter().map(|a| a.approvers.to_json()).collect();
     sqlx::query(PG_ACTIONS)
         .bind(actions.iter().map(|a| a.id).collect::<Vec<_>>())
@@ -222,7 +261,12 @@ async fn append_records(conn: &mut sqlx::PgConnection, recs: &[ChainRecord<'_>])
             activity.iter().map(f).collect()
         };
         sqlx::query(ACTIVITY_UPSERT.as_str())
-            .bind(activity.iter().map(|d| d.agent_id.as_str()).collect::<Vec<_>>())
+            .bind(
+                activity
+                    .iter()
+                    .map(|d| d.agent_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .bind(num(|d| d.day))
             .bind(activity.iter().map(|d| d.org_id).collect::<Vec<_>>())
             .bind(num(|d| d.decisions))
@@ -232,8 +276,18 @@ async fn append_records(conn: &mut sqlx::PgConnection, recs: &[ChainRecord<'_>])
             .bind(num(|d| d.key_proofs))
             .bind(num(|d| d.key_proof_failures))
             .bind(num(|d| d.challenges_passed))
-            .bind(activity.iter().map(|d| d.last_key_proof_at).collect::<Vec<_>>())
-            .bind(activity.iter().map(|d| d.last_activity_at).collect::<Vec<_>>())
+            .bind(
+                activity
+                    .iter()
+                    .map(|d| d.last_key_proof_at)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                activity
+                    .iter()
+                    .map(|d| d.last_activity_at)
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut *conn)
             .await?;
     }
@@ -258,18 +312,54 @@ async fn append_records(conn: &mut sqlx::PgConnection, recs: &[ChainRecord<'_>])
             .bind(chain)
             .bind(e.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
             .bind(e.iter().map(|p| rec(p).at).collect::<Vec<_>>())
-            .bind(e.iter().map(|p| rec(p).event_type.as_str()).collect::<Vec<_>>())
+            .bind(
+                e.iter()
+                    .map(|p| rec(p).event_type.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .bind(e.iter().map(|p| rec(p).actor.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|p| rec(p).subject.as_deref()).collect::<Vec<_>>())
+            .bind(
+                e.iter()
+                    .map(|p| rec(p).subject.as_deref())
+                    .collect::<Vec<_>>(),
+            )
             .bind(e.iter().map(|p| p.payload.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|p| rec(p).client_addr.as_deref()).collect::<Vec<_>>())
+            .bind(
+                e.iter()
+                    .map(|p| rec(p).client_addr.as_deref())
+                    .collect::<Vec<_>>(),
+            )
             .bind(e.iter().map(|p| p.seq as i64).collect::<Vec<_>>())
             .bind(e.iter().map(|p| p.prev.to_vec()).collect::<Vec<_>>())
             .bind(e.iter().map(|p| p.hash.to_vec()).collect::<Vec<_>>())
-            .bind(planned.nodes.iter().map(|((l, i), _)| closed_at(*l, *i)).collect::<Vec<_>>())
-            .bind(planned.nodes.iter().map(|((l, _), _)| i64::from(*l)).collect::<Vec<_>>())
-            .bind(planned.nodes.iter().map(|((_, i), _)| *i as i64).collect::<Vec<_>>())
-            .bind(planned.nodes.iter().map(|(_, h)| h.to_vec()).collect::<Vec<_>>())
+            .bind(
+                planned
+                    .nodes
+                    .iter()
+                    .map(|((l, i), _)| closed_at(*l, *i))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                planned
+                    .nodes
+                    .iter()
+                    .map(|((l, _), _)| i64::from(*l))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                planned
+                    .nodes
+                    .iter()
+                    .map(|((_, i), _)| *i as i64)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                planned
+                    .nodes
+                    .iter()
+                    .map(|(_, h)| h.to_vec())
+                    .collect::<Vec<_>>(),
+            )
             .bind(planned.head.size as i64)
             .bind(planned.head.head_hash.to_vec())
             .bind(planned.head.frontier_bytes())
