@@ -1,9 +1,11 @@
 //! The SQL text of the hot-path writes (decision batches and audit appends), shared by the
-//! multi-row sqlx statements of both backends ([`crate::sql`], [`crate::agents_sql`]) and the
-//! synchronous SQLite batch ([`crate::sqlite_batch`]), so the two cannot drift apart.
+//! multi-row sqlx statements of both backends ([`crate::sql`], [`crate::agents_sql`]), the
+//! synchronous SQLite batch ([`crate::sqlite_batch`]) and the PostgreSQL array batch
+//! ([`crate::postgres_batch`]), so they cannot drift apart.
 //!
 //! The `*_INTO` prefixes end with the column list and a space; callers append `VALUES ...` and,
-//! where given, the matching `*_ON_CONFLICT` suffix.
+//! where given, the matching `*_ON_CONFLICT` suffix. The `PG_*` statements take one array per
+//! column and name the same columns in the same order as their `*_INTO` counterparts.
 
 /// Nonce claims; with [`NONCE_ON_CONFLICT`] a replay inserts nothing.
 pub(crate) const NONCE_INTO: &str =
@@ -118,6 +120,37 @@ mod tests {
         assert_eq!(closed_at(1, 0), 2); // leaves 0..2
         assert_eq!(closed_at(2, 1), 8); // leaves 4..8
         assert_eq!(closed_at(3, 2), 24); // leaves 16..24
+    }
+
+    /// The table and column list of an `INSERT INTO table (columns)` text.
+    fn insert_target(sql: &str) -> (String, Vec<String>) {
+        let rest = sql.trim_start().strip_prefix("INSERT INTO ").expect(sql);
+        let (table, rest) = rest.split_once(" (").expect(sql);
+        let (cols, _) = rest.split_once(')').expect(sql);
+        (
+            table.to_owned(),
+            cols.split(',').map(|c| c.trim().to_owned()).collect(),
+        )
+    }
+
+    #[test]
+    fn array_statements_write_the_columns_of_their_row_statements() {
+        let chain = PG_CHAIN_APPEND.strip_prefix("WITH e AS (").unwrap();
+        let nodes = &PG_CHAIN_APPEND[PG_CHAIN_APPEND.find("n AS (").unwrap() + 6..];
+        for (array, rows) in [
+            (PG_NONCE_CLAIMS, NONCE_INTO),
+            (PG_ACTIONS, ACTION_INTO),
+            (PG_ACTIVITY, ACTIVITY_INTO),
+            (chain, AUDIT_ENTRY_INTO),
+            (nodes, AUDIT_NODE_INTO),
+        ] {
+            assert_eq!(insert_target(array), insert_target(rows), "{array}");
+        }
+        // One array per column (the chain statement adds the chain id and the head's four).
+        for (sql, cols) in [(PG_NONCE_CLAIMS, 5), (PG_ACTIONS, 14), (PG_ACTIVITY, 12)] {
+            assert_eq!(sql.matches("[]").count(), cols, "{sql}");
+        }
+        assert_eq!(PG_CHAIN_APPEND.matches("[]").count(), 10 + 4);
     }
 
     #[test]
