@@ -284,7 +284,9 @@ pub struct PlannedEntry {
 pub struct Planned {
     /// In chain order.
     pub entries: Vec<PlannedEntry>,
-    /// Perfect subtrees closed by the batch (level 0 = leaves).
+    /// Perfect subtrees of two leaves or more closed by the batch (level ≥ 1). A leaf
+    /// (level 0) is not stored apart: it is `leaf_hash` of its entry's `hash` column, read from
+    /// the entry itself.
     pub nodes: Vec<(SubtreeId, Hash)>,
     pub head: ChainHead,
 }
@@ -293,7 +295,7 @@ pub struct Planned {
 /// [`PreparedAudit`] are prepared here.
 pub fn plan(mut head: ChainHead, batch: &[ChainRecord], indices: &[usize]) -> Result<Planned> {
     let mut entries = Vec::with_capacity(indices.len());
-    let mut nodes = Vec::with_capacity(indices.len() * 2);
+    let mut nodes = Vec::with_capacity(indices.len());
     for &i in indices {
         let owned;
         let prepared = match batch[i].prepared {
@@ -311,7 +313,9 @@ pub fn plan(mut head: ChainHead, batch: &[ChainRecord], indices: &[usize]) -> Re
         let leaf = merkle::leaf_hash(&hash);
         nodes.extend(
             merkle::closed_subtrees(&head.frontier, leaf)
-                .ok_or_else(|| corrupt("frontier size differs from chain size"))?,
+                .ok_or_else(|| corrupt("frontier size differs from chain size"))?
+                .into_iter()
+                .filter(|((level, _), _)| *level > 0),
         );
         head.frontier.push(leaf);
         entries.push(PlannedEntry {
@@ -482,14 +486,18 @@ mod tests {
         let summary = v.finish();
         assert_eq!(summary.size, 13);
         assert_eq!(summary.root, second.head.root());
-        // Every leaf and every closed subtree was produced exactly once.
-        let leaves = first
+        // Every closed subtree of two leaves or more was produced exactly once (13 leaves
+        // close 6 + 3 + 1 of them), and no leaf: leaves are read from the entries.
+        let mut closed: Vec<SubtreeId> = first
             .nodes
             .iter()
             .chain(&second.nodes)
-            .filter(|((l, _), _)| *l == 0)
-            .count();
-        assert_eq!(leaves, 13);
+            .map(|(id, _)| *id)
+            .collect();
+        assert!(closed.iter().all(|(l, _)| *l > 0));
+        closed.sort_unstable();
+        closed.dedup();
+        assert_eq!(closed.len(), 10);
         assert!(
             ChainHead::from_columns(3, &[0; 32], &[0; 32]).is_err(),
             "3 needs two roots"

@@ -238,9 +238,12 @@ macro_rules! impl_store {
             })
         }
 
-        /// Runs `f` (a pure function of perfect-subtree hashes) over the stored `audit_nodes` of
-        /// a chain: once to learn which subtrees it reads (the shape does not depend on the
-        /// values), then once more over those rows, fetched in one query. O(log n) rows.
+        /// Runs `f` (a pure function of perfect-subtree hashes) over the stored subtrees of a
+        /// chain: once to learn which subtrees it reads (the shape does not depend on the
+        /// values), then once more over those rows, fetched in one query. O(log n) rows. A
+        /// subtree of two leaves or more is an `audit_nodes` row; a leaf is `leaf_hash` of its
+        /// entry's `hash` (the append stores no separate leaf rows; rows of level 0 written
+        /// before that are not read).
         async fn with_nodes<T>(
             conn: &mut $conn,
             chain: Uuid,
@@ -262,16 +265,26 @@ macro_rules! impl_store {
                     if n > 0 {
                         qb.push(" UNION ALL ");
                     }
-                    qb.push("SELECT level, idx, hash FROM audit_nodes WHERE org_id = ")
-                        .push_bind(chain)
-                        .push(" AND closed_at = ")
-                        .push_bind($crate::write_sql::closed_at(*level, *i))
-                        .push(" AND level = ")
-                        .push_bind(i64::from(*level));
+                    if *level == 0 {
+                        qb.push("SELECT CAST(0 AS BIGINT), seq, hash FROM audit_entries WHERE org_id = ")
+                            .push_bind(chain)
+                            .push(" AND seq = ")
+                            .push_bind(i64::try_from(*i).unwrap_or(i64::MAX));
+                    } else {
+                        qb.push("SELECT level, idx, hash FROM audit_nodes WHERE org_id = ")
+                            .push_bind(chain)
+                            .push(" AND closed_at = ")
+                            .push_bind($crate::write_sql::closed_at(*level, *i))
+                            .push(" AND level = ")
+                            .push_bind(i64::from(*level));
+                    }
                 }
-                let rows: Vec<(i64, i64, Vec<u8>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+                let rows: Vec<(i64, i64, Option<Vec<u8>>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
                 for (level, i, h) in rows {
-                    let h: [u8; 32] = h.try_into().map_err(|_| Error::Corrupt("audit node is not 32 bytes".into()))?;
+                    let h: [u8; 32] = h
+                        .and_then(|h| h.try_into().ok())
+                        .ok_or_else(|| Error::Corrupt(format!("audit hash of level {level} index {i} is not 32 bytes")))?;
+                    let h = if level == 0 { aim_core::audit::merkle::leaf_hash(&h) } else { h };
                     found.insert((level as u8, i as u64), h);
                 }
             }
