@@ -134,8 +134,7 @@ impl SignedRequest {
         } else {
             &self.body
         };
-        serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+        crate::routes::request_json(bytes)
     }
 
     /// The audit actor string of the agent.

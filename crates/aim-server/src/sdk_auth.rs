@@ -275,8 +275,7 @@ impl SdkCaller {
         } else {
             b
         };
-        serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+        crate::routes::request_json(bytes)
     }
 
     /// Records `event_type` and applies `op` in one transaction (claiming the agent's derived

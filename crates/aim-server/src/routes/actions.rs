@@ -816,9 +816,7 @@ async fn decide_pending(
     let note = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<DecideBody>(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?
-            .note
+        super::request_json::<DecideBody>(&body)?.note
     };
     if note.as_ref().is_some_and(|n| n.len() > MAX_DETAIL) {
         return Err(

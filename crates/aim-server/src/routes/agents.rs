@@ -81,8 +81,7 @@ pub(crate) fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Resu
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    super::request_json(body)
 }
 
 /// Most capabilities an agent may declare at registration.

@@ -243,11 +243,60 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        // The text first (content type, size, syntax), then U+0000, then the shape: each
+        // rejection as `axum::Json` words it.
+        let raw =
+            match axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await {
+                Ok(axum::Json(raw)) => raw,
+                Err(rej) => return Err(json_rejection(rej)),
+            };
+        if encodes_nul(raw.get().as_bytes()) {
+            return Err(ApiError::bad_request(NUL_REFUSED));
+        }
+        match axum::Json::<T>::from_bytes(raw.get().as_bytes()) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rej) => Err(json_rejection(rej)),
         }
     }
+}
+
+/// Why a request whose JSON carries U+0000 is refused. No field of the API needs the
+/// character, and PostgreSQL text cannot hold it: accepted, it would fail the transaction it is
+/// written in — on the hot path a whole batch of other agents' decisions (503 for every one).
+/// Refused with 400 before anything is written, on both stores alike.
+pub(crate) const NUL_REFUSED: &str =
+    "strings in the request body must not contain the character U+0000";
+
+/// Parses a request body as JSON: 400 when it is not JSON of the expected shape or when a
+/// string in it (key or value) is U+0000-bearing ([`NUL_REFUSED`]).
+pub(crate) fn request_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let v = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    if encodes_nul(body) {
+        return Err(ApiError::bad_request(NUL_REFUSED));
+    }
+    Ok(v)
+}
+
+/// Whether the JSON text `body` encodes U+0000 in a string.
+///
+/// Exact for any text a JSON parser accepted: JSON carries U+0000 only as the escape `\u0000`
+/// (a raw control character inside a string is a syntax error, and a backslash outside a
+/// string too), and escapes are read left to right, so the second backslash of `\\` is never read as the start of one.
+pub(crate) fn encodes_nul(body: &[u8]) -> bool {
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] == b'\\' {
+            if body.get(i + 1) == Some(&b'u') && body.get(i + 2..i + 6) == Some(b"0000".as_slice())
+            {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 fn json_rejection(rej: JsonRejection) -> ApiError {
@@ -315,4 +364,55 @@ pub fn page_json<T: serde::Serialize>(
 ) -> serde_json::Value {
     let next = if items.len() >= requested { last } else { None };
     serde_json::json!({ "items": items, "nextAfter": next })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has_nul(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(a) => a.iter().any(has_nul),
+            serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn nul_is_found_only_where_a_string_encodes_it() {
+        for (text, nul) in [
+            (r#"{"a":"\u0000"}"#, true),
+            (r#"{"\u0000":1}"#, true),
+            (r#"{"a":"x\u00001"}"#, true),
+            (r#"{"a":"\\\u0000"}"#, true),
+            // An escaped backslash followed by the letters u0000: no U+0000.
+            (r#"{"a":"\\u0000"}"#, false),
+            (r#"{"a":"\\\\u0000"}"#, false),
+            (r#"{"a":"\u0001","b":"\u00a0"}"#, false),
+            (r#"{"a":"u0000"}"#, false),
+            (r#"{"a":"\u000"}"#, false),
+        ] {
+            assert_eq!(encodes_nul(text.as_bytes()), nul, "{text}");
+            // Where the text is JSON, the parser agrees.
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+                assert_eq!(has_nul(&v), nul, "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn request_json_refuses_nul_and_malformed_bodies() {
+        #[derive(Debug, Deserialize)]
+        struct Body {
+            #[allow(dead_code)]
+            resource: String,
+        }
+        assert!(request_json::<Body>(br#"{"resource":"f"}"#).is_ok());
+        let e = request_json::<Body>(br#"{"resource":"f\u0000"}"#).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("U+0000"), "{}", e.message);
+        let e = request_json::<Body>(br#"{"resource":1}"#).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+    }
 }

@@ -171,6 +171,9 @@ fn note_of(body: &Bytes) -> Result<Option<String>, Error> {
     }
     let b: NoteBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("body: {e} (expected {{\"note\": \"…\"}})")))?;
+    if super::encodes_nul(body) {
+        return Err(ApiError::bad_request(super::NUL_REFUSED).into());
+    }
     if let Some(n) = &b.note
         && n.chars().count() > 1000
     {

@@ -52,7 +52,7 @@ fn bad(msg: impl Into<String>) -> Error {
 }
 
 fn body_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
-    serde_json::from_slice(body).map_err(|e| bad(format!("invalid request body: {e}")))
+    Ok(super::request_json(body)?)
 }
 
 fn short(field: &str, v: &Option<String>) -> Result<(), Error> {

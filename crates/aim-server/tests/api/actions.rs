@@ -230,6 +230,10 @@ async fn refusals_come_first(ctx: Ctx) {
         json!({"capability": "files:read"}),
         json!({"capability": "files:read", "resource": "f", "extra": 1}),
         json!([1, 2]),
+        // U+0000 cannot be stored in PostgreSQL text: refused for the one request, instead of
+        // failing the whole batch of other agents' decisions it would have been written with.
+        json!({"capability": "files:read", "resource": "f\u{0}g"}),
+        json!({"capability": "files:read", "resource": "f", "context": {"k\u{0}": 1}}),
     ] {
         let (s, v) = ask_with(&ctx, &k, &id, bad.clone()).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad} → {v}");
@@ -523,6 +527,7 @@ permit(principal, action == Action::"payments:refund", resource);"#,
         json!({"result": "maybe"}),
         json!({}),
         json!({"result": "success", "detail": "x".repeat(3000)}),
+        json!({"result": "success", "detail": "a\u{0}b"}),
     ] {
         let (s, _) = signed(&ctx, &k, &id, Method::POST, &result_path(&a1), Some(&bad)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");

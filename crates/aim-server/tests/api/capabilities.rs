@@ -314,6 +314,10 @@ async fn agent_requests_and_separation_of_duties(ctx: Ctx) {
     for (body, why) in [
         (ask("tickets:write", None), "no reason"),
         (ask("tickets:write", Some("   ")), "blank reason"),
+        (
+            ask("tickets:write", Some("a\u{0}b")),
+            "U+0000 in the reason",
+        ),
         (ask("tickets:write", Some(long.as_str())), "reason too long"),
         (ask("Tickets:Write", Some("x")), "bad grammar"),
         (ask("*", Some("x")), "grant everything"),

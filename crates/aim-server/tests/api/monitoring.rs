@@ -255,6 +255,11 @@ async fn scenario(ctx: Ctx, smtp: Smtp) {
             json!({"name": "x", "channel": "webhook", "url": hook.url, "minSeverity": "urgent"}),
             "bad_request",
         ),
+        // U+0000 anywhere in a JSON body (PostgreSQL text cannot store it).
+        (
+            json!({"name": "x\u{0}", "channel": "webhook", "url": hook.url}),
+            "bad_request",
+        ),
     ] {
         let (s, v) = ctx
             .post("/api/v1/alert-routes", Cred::Bearer(&admin), body)
