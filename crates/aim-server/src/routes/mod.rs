@@ -316,7 +316,8 @@ fn json_rejection(rej: JsonRejection) -> ApiError {
     }
 }
 
-/// Query-string extractor mapping rejections to 400.
+/// Query-string extractor mapping rejections to 400. (A `%00` — U+0000 — never reaches it:
+/// `ops_layers::request` refuses such URIs first.)
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {

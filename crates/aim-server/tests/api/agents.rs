@@ -225,6 +225,11 @@ async fn registration_is_validated(ctx: Ctx) {
         let (s, v) = ctx.post("/api/v1/agents", Cred::Bearer(&admin), body).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{why}: {v}");
     }
+    // U+0000 in a query string (PostgreSQL text cannot hold it): 400, not a failed query.
+    for path in ["/api/v1/agents/aim_a%00b", "/api/v1/agents?after=aim_a%00b"] {
+        let (s, v) = ctx.get(path, Cred::Bearer(&admin)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+    }
     let (s, _) = ctx
         .post(
             "/api/v1/agents",
