@@ -4,7 +4,7 @@
 //! The generic sqlx path ([`crate::agents_sql`]) writes a batch with multi-row `VALUES` lists:
 //! every batch size is a different statement text, so on the server's pooled connections each
 //! size is parsed, described and planned again (sqlx keeps 100 statements per connection; a
-//! batch writes five kinds of rows in sizes 1–64), and a 32-row decision insert carries 448
+//! batch writes five kinds of rows, each in any size up to the batch maximum), and a 32-row decision insert carries 448
 //! parameters through PostgreSQL's parser and planner. Measured under load (docs/BENCHMARKS.md,
 //! 2026-12-07): planning, parsing and analysis were 13 % of the database's CPU and the writer's
 //! statements took 1.1–1.4 ms each for ~31 rows.
@@ -18,6 +18,8 @@
 //!   ORDINALITY ... ORDER BY` keeps the arrays' order — so two writers (replicas) claiming the
 //!   same keys, replays of each other's requests, wait for each other instead of deadlocking;
 //! - a claim repeated inside the batch is a replay of its first occurrence;
+//! - outcome reports update their decisions in `(org, decision)` order (of two reports on one
+//!   decision in a batch, the earlier item applies);
 //! - trust counters are upserted in ascending `(agent, day)` order, before the chain heads;
 //! - per chain, in ascending id order, the head is locked, then the entries, closed subtrees and
 //!   new head are written: the head lock is the transaction's last lock taken;
