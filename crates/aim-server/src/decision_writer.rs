@@ -12,14 +12,16 @@
 //! append dirties), so on SQLite a batch of 32 costs the store 40 µs per decision where a batch
 //! of 7 costs 66 µs (`aim-bench store --batch N`, docs/BENCHMARKS.md). A lone request never waits. Only the
 //! writer of a store whose commits block the caller (SQLite, microseconds per statement) lingers;
-//! a PostgreSQL batch fills by itself during its milliseconds of commit, and its one writer
-//! connection is what bounds PostgreSQL's throughput, so waiting would only idle it.
+//! a PostgreSQL batch fills by itself during its milliseconds of commit, and its writer is what
+//! bounds PostgreSQL's throughput, so waiting would only idle it. There the writer instead starts
+//! the next batch during the previous one's commit ([`run_overlapped`]).
 //!
 //! Invariants:
 //! - a waiter is answered only after the transaction holding its item committed (or failed);
 //! - a request therefore costs at most one durable write, shared with its neighbours;
 //! - if the batch fails, every waiter of that batch gets an error (fail closed: no request is
-//!   answered as accepted without its record).
+//!   answered as accepted without its record);
+//! - at most two batches are open at once, the older one only committing (PostgreSQL).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +47,8 @@ impl DecisionWriter {
     /// A store whose commits block the calling thread (SQLite: the whole batch runs synchronously
     /// on it, see `aim_store::Store::commits_block_caller`) gets a thread of its own with a
     /// single-threaded runtime, so request handlers never wait behind a batch; other stores'
-    /// writer is a task on the current runtime.
+    /// writer is a task on the current runtime that overlaps each batch with the previous
+    /// commit ([`run_overlapped`]).
     pub fn spawn(
         store: Arc<dyn Store>,
         batch_max: usize,
@@ -66,10 +69,7 @@ impl DecisionWriter {
                 .spawn(move || runtime.block_on(run(store, batch_max, linger, metrics, rx)))
                 .map_err(|e| Error::Io(format!("decision writer thread: {e}")))?;
         } else {
-            let linger = Linger {
-                wait: Duration::ZERO,
-            };
-            tokio::spawn(run(store, batch_max, linger, metrics, rx));
+            tokio::spawn(run_overlapped(store, batch_max, metrics, rx));
         }
         Ok(DecisionWriter { tx })
     }
@@ -200,24 +200,75 @@ async fn run(
         previous = items.len();
         let started = std::time::Instant::now();
         let result = store.commit_decisions(&items).await;
-        metrics.seconds.observe(started.elapsed().as_secs_f64());
-        metrics.size.observe(items.len() as f64);
-        match result {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, batch = items.len(), "decision batch failed");
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(e.to_string()));
-                }
-            }
-        }
+        answer(&items, &mut replies, result, started, &metrics);
         items.clear();
         replies.clear();
     }
+}
+
+/// Observes a committed (or failed) batch and answers each of its waiters — every one with the
+/// error if it failed.
+fn answer(
+    items: &[DecisionWrite],
+    replies: &mut Vec<Reply>,
+    result: aim_store::Result<Vec<DecisionOutcome>>,
+    started: std::time::Instant,
+    metrics: &WriterMetrics,
+) {
+    metrics.seconds.observe(started.elapsed().as_secs_f64());
+    metrics.size.observe(items.len() as f64);
+    match result {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, batch = items.len(), "decision batch failed");
+            for reply in replies.drain(..) {
+                let _ = reply.send(Err(e.to_string()));
+            }
+        }
+    }
+}
+
+/// The writer loop of a store whose commits wait on a database server (PostgreSQL): each batch
+/// is a task of its own, and the next batch starts as soon as the previous one has taken every
+/// row lock and only its COMMIT — the database's WAL flush — is left
+/// ([`aim_store::AgentStore::commit_decisions_then`]). The next batch's nonce claims and
+/// decision rows then run during that flush; its counters and chain head wait for the commit,
+/// as a replica's batch would. So at most two batches are open, and the second takes everything
+/// queued when the first stops taking locks. Ends when every sender is dropped and every batch
+/// has answered.
+async fn run_overlapped(
+    store: Arc<dyn Store>,
+    batch_max: usize,
+    metrics: WriterMetrics,
+    mut rx: mpsc::Receiver<(DecisionWrite, Reply)>,
+) {
+    let mut open = tokio::task::JoinSet::new();
+    while let Some((item, reply)) = rx.recv().await {
+        let mut items = Vec::with_capacity(batch_max);
+        let mut replies = Vec::with_capacity(batch_max);
+        items.push(item);
+        replies.push(reply);
+        drain(&mut rx, batch_max, &mut items, &mut replies);
+        let (locked, committing) = oneshot::channel::<()>();
+        let store = store.clone();
+        let metrics = metrics.clone();
+        open.spawn(async move {
+            let started = std::time::Instant::now();
+            let signal: Box<dyn FnOnce() + Send> = Box::new(move || {
+                let _ = locked.send(());
+            });
+            let result = store.commit_decisions_then(&items, signal).await;
+            answer(&items, &mut replies, result, started, &metrics);
+        });
+        // Err: the batch failed before its commit (it answered its waiters with the error).
+        let _ = committing.await;
+        while open.try_join_next().is_some() {}
+    }
+    while open.join_next().await.is_some() {}
 }
 
 #[cfg(test)]

@@ -366,6 +366,22 @@ pub trait AgentStore: Send + Sync {
     /// still commit. Outcomes are in input order. An error means nothing was written.
     async fn commit_decisions(&self, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome>>;
 
+    /// [`AgentStore::commit_decisions`], calling `committing` once every row lock of the batch
+    /// is taken and only its commit is left (the caller may then start the next batch: whatever
+    /// it locks, it waits for this batch's commit and no longer). Dropped uncalled if the batch
+    /// fails before that point. By default, called after the whole batch.
+    async fn commit_decisions_then(
+        &self,
+        items: &[DecisionWrite],
+        committing: Box<dyn FnOnce() + Send>,
+    ) -> Result<Vec<DecisionOutcome>> {
+        let out = self.commit_decisions(items).await;
+        if out.is_ok() {
+            committing();
+        }
+        out
+    }
+
     /// Deletes nonces signed before `signed_before` (Unix seconds) that expired at `now` (Unix
     /// ms), and challenges expired more than a day before `now`. Returns the number of rows
     /// deleted. The caller passes `signed_before` = its clock minus its window, so the delete is

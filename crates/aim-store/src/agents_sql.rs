@@ -591,6 +591,23 @@ macro_rules! impl_agent_store {
                     Ok(out)
                 }
 
+                async fn commit_decisions_then(
+                    &self,
+                    items: &[DecisionWrite],
+                    committing: Box<dyn FnOnce() + Send>,
+                ) -> Result<Vec<DecisionOutcome>> {
+                    match self.commit_decisions_overlapped(items, committing).await? {
+                        Ok(out) => Ok(out),
+                        Err(committing) => {
+                            let out = self.commit_decisions(items).await;
+                            if out.is_ok() {
+                                committing();
+                            }
+                            out
+                        }
+                    }
+                }
+
                 async fn prune_agent_nonces(&self, now: i64, signed_before: i64) -> Result<u64> {
                     let mut tx = self.writer().begin().await?;
                     let a = sqlx::query("DELETE FROM agent_nonces WHERE signed_at < $1 AND expires_at <= $2")

@@ -41,9 +41,24 @@ impl PgStore {
         if !crate::postgres_batch::applies(items) {
             return Ok(None);
         }
-        crate::postgres_batch::commit(&self.pool, items)
+        crate::postgres_batch::commit(&self.pool, items, None)
             .await
             .map(Some)
+    }
+
+    /// [`crate::AgentStore::commit_decisions_then`] on the array path: `committing` is called
+    /// just before COMMIT. `Err(committing)` hands it back for batches of the generic path.
+    async fn commit_decisions_overlapped(
+        &self,
+        items: &[crate::DecisionWrite],
+        committing: Box<dyn FnOnce() + Send>,
+    ) -> crate::Result<Result<Vec<crate::DecisionOutcome>, Box<dyn FnOnce() + Send>>> {
+        if items.is_empty() || !crate::postgres_batch::applies(items) {
+            return Ok(Err(committing));
+        }
+        crate::postgres_batch::commit(&self.pool, items, Some(committing))
+            .await
+            .map(Ok)
     }
 
     /// Audit chain pages take the sqlx path (compare `SqliteStore`).

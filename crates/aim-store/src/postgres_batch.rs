@@ -53,7 +53,11 @@ static ACTIVITY_UPSERT: LazyLock<String> =
 
 /// Commits `items` in one transaction on a connection of `pool`, with the outcomes of
 /// [`crate::AgentStore::commit_decisions`].
-pub(crate) async fn commit(pool: &PgPool, items: &[DecisionWrite]) -> Result<Vec<DecisionOutcome>> {
+pub(crate) async fn commit(
+    pool: &PgPool,
+    items: &[DecisionWrite],
+    committing: Option<Box<dyn FnOnce() + Send>>,
+) -> Result<Vec<DecisionOutcome>> {
     let mut tx = pool.begin().await?;
     let fresh = claim_nonces(&mut tx, items).await?;
     insert_actions(&mut tx, items, &fresh).await?;
@@ -85,6 +89,9 @@ pub(crate) async fn commit(pool: &PgPool, items: &[DecisionWrite]) -> Result<Vec
         }
     }
     append_records(&mut tx, &records).await?;
+    if let Some(f) = committing {
+        f();
+    }
     tx.commit().await?;
     Ok(out)
 }

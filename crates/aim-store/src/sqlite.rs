@@ -133,6 +133,16 @@ impl SqliteStore {
             .map(Some)
     }
 
+    /// Never overlaps batches: SQLite has one writer at a time (`committing` is handed back and
+    /// called after the whole batch).
+    async fn commit_decisions_overlapped(
+        &self,
+        _items: &[crate::DecisionWrite],
+        committing: Box<dyn FnOnce() + Send>,
+    ) -> crate::Result<Result<Vec<crate::DecisionOutcome>, Box<dyn FnOnce() + Send>>> {
+        Ok(Err(committing))
+    }
+
     /// Audit chain pages are read on the calling thread ([`crate::sqlite_audit_read`]).
     async fn list_audit_chain_direct(
         &self,
