@@ -340,6 +340,43 @@ mod tests {
         drop(tx);
     }
 
+    /// PostgreSQL's writer keeps two batches open (one committing, the next taking its locks):
+    /// every write is answered, each committed once, and the organization's chain stays one
+    /// linear chain that verifies.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overlapped_batches_answer_every_write_and_keep_one_chain() {
+        let Some((_db, store)) = aim_store::testing::postgres_store("writer_overlap").await else {
+            return;
+        };
+        assert!(
+            !store.commits_block_caller(),
+            "the overlapped writer is PostgreSQL's"
+        );
+        let org = uuid::Uuid::now_v7();
+        let writer =
+            DecisionWriter::spawn(store.clone(), 16, Duration::ZERO, WriterMetrics::default())
+                .unwrap();
+        let mut writes = tokio::task::JoinSet::new();
+        for n in 0..600 {
+            let w = writer.clone();
+            let mut audit = record(n).audit;
+            audit.org_id = Some(org);
+            writes.spawn(async move { w.commit_record(audit, DecisionOp::None).await });
+        }
+        let mut committed = 0;
+        while let Some(done) = writes.join_next().await {
+            assert!(
+                done.unwrap().unwrap(),
+                "a record without a precondition commits"
+            );
+            committed += 1;
+        }
+        assert_eq!(committed, 600);
+        let leaves = aim_store::testing::verify_chain(&*store, org).await;
+        assert_eq!(leaves.len(), 600, "each write once, in one linear chain");
+        drop(writer);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_arriving_alone_is_committed_without_lingering() {
         let (_db, store) = aim_store::testing::sqlite_store().await;
