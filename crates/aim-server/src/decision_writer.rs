@@ -21,7 +21,10 @@
 //! - a request therefore costs at most one durable write, shared with its neighbours;
 //! - if the batch fails, every waiter of that batch gets an error (fail closed: no request is
 //!   answered as accepted without its record);
-//! - at most two batches are open at once, the older one only committing (PostgreSQL).
+//! - a batch starts only once the previous one holds every lock it takes and has only its
+//!   COMMIT left (PostgreSQL), so batches take their locks one at a time, in order; for one
+//!   organization at most two are open (the older committing, the newer waiting at its chain
+//!   head).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -237,9 +240,8 @@ fn answer(
 /// row lock and only its COMMIT — the database's WAL flush — is left
 /// ([`aim_store::AgentStore::commit_decisions_then`]). The next batch's nonce claims and
 /// decision rows then run during that flush; its counters and chain head wait for the commit,
-/// as a replica's batch would. So at most two batches are open, and the second takes everything
-/// queued when the first stops taking locks. Ends when every sender is dropped and every batch
-/// has answered.
+/// as a replica's batch would. Each batch takes everything queued when the previous one stops
+/// taking locks. Ends when every sender is dropped and every batch has answered.
 async fn run_overlapped(
     store: Arc<dyn Store>,
     batch_max: usize,
