@@ -227,6 +227,48 @@ pub struct DecisionWrite {
     pub prepared: Option<PreparedAudit>,
 }
 
+/// A batch's nonce claims, for the stores whose writers may run side by side (replicas on
+/// PostgreSQL): `(fresh, claims)`, where `fresh[i]` is false for an item repeating an earlier
+/// item's nonce (a replay of its first occurrence) and `claims` lists the first occurrences in
+/// key order `(signed_at, org, agent, nonce)`. Claimed in that order, two writers given the same
+/// keys in opposite orders — replays of each other's requests — wait for each other instead of
+/// deadlocking (a transaction inserting a key another holds uncommitted waits for it).
+pub(crate) fn claims_in_key_order(items: &[DecisionWrite]) -> (Vec<bool>, Vec<usize>) {
+    let mut fresh = vec![true; items.len()];
+    let mut first = std::collections::BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(c) = &item.nonce {
+            let key = (c.signed_at, c.org_id, c.agent_id.as_str(), c.nonce.as_str());
+            match first.entry(key) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+                std::collections::btree_map::Entry::Occupied(_) => fresh[i] = false,
+            }
+        }
+    }
+    (fresh, first.into_values().collect())
+}
+
+/// The fresh outcome-report items of a batch, in `(org, decision)` order and, for one decision,
+/// in item order: applied in this order, two writers (replicas) reporting on the same decisions
+/// lock their rows in one order, and the earlier of two reports in a batch applies.
+pub(crate) fn reports_in_key_order(items: &[DecisionWrite], fresh: &[bool]) -> Vec<usize> {
+    let mut reports: Vec<(Uuid, Uuid, usize)> = items
+        .iter()
+        .zip(fresh)
+        .enumerate()
+        .filter_map(|(i, (item, f))| match &item.op {
+            DecisionOp::ActionResult {
+                org_id, action_id, ..
+            } if *f => Some((*org_id, *action_id, i)),
+            _ => None,
+        })
+        .collect();
+    reports.sort_unstable();
+    reports.into_iter().map(|(_, _, i)| i).collect()
+}
+
 impl DecisionWrite {
     /// Canonicalizes `audit` now (on the caller's thread), so that the batch's writer only chains
     /// it. Call after the last change to `audit`.
@@ -369,18 +411,13 @@ pub trait AgentStore: Send + Sync {
     /// [`AgentStore::commit_decisions`], calling `committing` once every row lock of the batch
     /// is taken and only its commit is left (the caller may then start the next batch: whatever
     /// it locks, it waits for this batch's commit and no longer). Dropped uncalled if the batch
-    /// fails before that point. By default, called after the whole batch.
+    /// fails before that point. Batches that cannot overlap (SQLite, the generic path) call it
+    /// after the whole batch.
     async fn commit_decisions_then(
         &self,
         items: &[DecisionWrite],
         committing: Box<dyn FnOnce() + Send>,
-    ) -> Result<Vec<DecisionOutcome>> {
-        let out = self.commit_decisions(items).await;
-        if out.is_ok() {
-            committing();
-        }
-        out
-    }
+    ) -> Result<Vec<DecisionOutcome>>;
 
     /// Deletes nonces signed before `signed_before` (Unix seconds) that expired at `now` (Unix
     /// ms), and challenges expired more than a day before `now`. Returns the number of rows

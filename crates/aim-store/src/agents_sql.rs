@@ -488,27 +488,9 @@ macro_rules! impl_agent_store {
                         return Ok(done);
                     }
                     let mut tx = self.writer().begin().await?;
-                    // Nonce claims in one statement per chunk: a claim repeated inside the batch
-                    // is a replay of its first occurrence; `RETURNING` names the fresh ones.
-                    let mut fresh = vec![true; items.len()];
-                    // Claimed in key order: a transaction inserting a key another one holds
-                    // uncommitted waits for it, so two writers (replicas) claiming the same keys —
-                    // replays of each other's requests — in opposite orders would deadlock and
-                    // one whole batch would fail. In one total order, the later writer only waits.
-                    let mut first = std::collections::BTreeMap::new();
-                    for (i, item) in items.iter().enumerate() {
-                        if let Some(c) = &item.nonce {
-                            let key = (c.signed_at, c.org_id, c.agent_id.as_str(), c.nonce.as_str());
-                            match first.entry(key) {
-                                std::collections::btree_map::Entry::Vacant(v) => {
-                                    v.insert(i);
-                                }
-                                // A repeat inside the batch replays its first occurrence.
-                                std::collections::btree_map::Entry::Occupied(_) => fresh[i] = false,
-                            }
-                        }
-                    }
-                    let claims: Vec<usize> = first.into_values().collect();
+                    // Nonce claims in key order (see `claims_in_key_order`), in one statement per
+                    // chunk; `RETURNING` names the fresh ones.
+                    let (mut fresh, claims) = $crate::agents::claims_in_key_order(items);
                     for chunk in claims.chunks(NONCE_CHUNK) {
                         let mut qb = sqlx::QueryBuilder::<$db>::new($crate::write_sql::NONCE_INTO);
                         qb.push_values(chunk, |mut b, &i| {
@@ -545,22 +527,9 @@ macro_rules! impl_agent_store {
                     for chunk in actions.chunks(ACTION_CHUNK) {
                         insert_actions(&mut tx, chunk).await?;
                     }
-                    // Outcome reports first, in (org, decision) order: two writers reporting on
-                    // the same decisions lock their rows in one order (see `postgres_batch`).
-                    let mut reports: Vec<(Uuid, Uuid, usize)> = items
-                        .iter()
-                        .zip(&fresh)
-                        .enumerate()
-                        .filter_map(|(i, (item, f))| match &item.op {
-                            DecisionOp::ActionResult { org_id, action_id, .. } if *f => {
-                                Some((*org_id, *action_id, i))
-                            }
-                            _ => None,
-                        })
-                        .collect();
-                    reports.sort_unstable();
+                    // Outcome reports first, in (org, decision) order (see `reports_in_key_order`).
                     let mut reported = std::collections::HashSet::new();
-                    for (_, _, i) in reports {
+                    for i in $crate::agents::reports_in_key_order(items, &fresh) {
                         if apply_op(&mut tx, &items[i].op).await? {
                             reported.insert(i);
                         }

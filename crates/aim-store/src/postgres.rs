@@ -87,6 +87,33 @@ crate::capabilities_sql::impl_capability_store!(PgStore, sqlx::PgConnection, sql
 mod tests {
     use super::*;
 
+    /// Commits `up` on `a` and `down` on `b` at the same moment (two writers, as two replicas
+    /// would); panics if either batch fails.
+    async fn at_once(
+        a: &std::sync::Arc<dyn crate::Store>,
+        b: &std::sync::Arc<dyn crate::Store>,
+        up: Vec<crate::DecisionWrite>,
+        down: Vec<crate::DecisionWrite>,
+        round: usize,
+    ) -> (Vec<crate::DecisionOutcome>, Vec<crate::DecisionOutcome>) {
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let (ba, bb) = (barrier.clone(), barrier);
+        let (sa, sb) = (a.clone(), b.clone());
+        let ta = tokio::spawn(async move {
+            ba.wait().await;
+            sa.commit_decisions(&up).await
+        });
+        let tb = tokio::spawn(async move {
+            bb.wait().await;
+            sb.commit_decisions(&down).await
+        });
+        let (ra, rb) = (ta.await.unwrap(), tb.await.unwrap());
+        (
+            ra.unwrap_or_else(|e| panic!("round {round}: first batch failed: {e}")),
+            rb.unwrap_or_else(|e| panic!("round {round}: second batch failed: {e}")),
+        )
+    }
+
     /// Two writers (two replicas, or one server's overlapping batches) whose batches claim the
     /// same nonces in opposite orders — each a replay of the other, as an attacker replaying
     /// captured requests across replicas would send them — must not deadlock: PostgreSQL would
@@ -124,20 +151,7 @@ mod tests {
             let base = round * 400;
             let up: Vec<_> = (base..base + 400).map(item).collect();
             let down: Vec<_> = (base..base + 400).rev().map(item).collect();
-            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
-            let (ba, bb) = (barrier.clone(), barrier);
-            let (sa, sb) = (a.clone(), b.clone());
-            let ta = tokio::spawn(async move {
-                ba.wait().await;
-                sa.commit_decisions(&up).await
-            });
-            let tb = tokio::spawn(async move {
-                bb.wait().await;
-                sb.commit_decisions(&down).await
-            });
-            let (ra, rb) = (ta.await.unwrap(), tb.await.unwrap());
-            let ra = ra.unwrap_or_else(|e| panic!("round {round}: first batch failed: {e}"));
-            let rb = rb.unwrap_or_else(|e| panic!("round {round}: second batch failed: {e}"));
+            let (ra, rb) = at_once(&a, &b, up, down, round).await;
             let committed = ra
                 .iter()
                 .chain(rb.iter())
@@ -275,20 +289,7 @@ mod tests {
                 up.insert(0, mcp("up"));
                 down.insert(0, mcp("down"));
             }
-            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
-            let (ba, bb) = (barrier.clone(), barrier);
-            let (sa, sb) = (a.clone(), b.clone());
-            let ta = tokio::spawn(async move {
-                ba.wait().await;
-                sa.commit_decisions(&up).await
-            });
-            let tb = tokio::spawn(async move {
-                bb.wait().await;
-                sb.commit_decisions(&down).await
-            });
-            let (ra, rb) = (ta.await.unwrap(), tb.await.unwrap());
-            let ra = ra.unwrap_or_else(|e| panic!("round {round}: first batch failed: {e}"));
-            let rb = rb.unwrap_or_else(|e| panic!("round {round}: second batch failed: {e}"));
+            let (ra, rb) = at_once(&a, &b, up, down, round).await;
             let applied = ra
                 .iter()
                 .chain(rb.iter())

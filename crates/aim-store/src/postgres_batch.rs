@@ -96,21 +96,10 @@ pub(crate) async fn commit(
     Ok(out)
 }
 
-/// Claims the batch's nonces in key order; `fresh[i]` is false for a replayed item.
+/// Claims the batch's nonces in key order ([`crate::agents::claims_in_key_order`]); `fresh[i]`
+/// is false for a replayed item.
 async fn claim_nonces(conn: &mut sqlx::PgConnection, items: &[DecisionWrite]) -> Result<Vec<bool>> {
-    let mut fresh = vec![true; items.len()];
-    let mut first = BTreeMap::new();
-    for (i, item) in items.iter().enumerate() {
-        if let Some(c) = &item.nonce {
-            let key = (c.signed_at, c.org_id, c.agent_id.as_str(), c.nonce.as_str());
-            match first.entry(key) {
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(i);
-                }
-                std::collections::btree_map::Entry::Occupied(_) => fresh[i] = false,
-            }
-        }
-    }
+    let (mut fresh, first) = crate::agents::claims_in_key_order(items);
     if first.is_empty() {
         return Ok(fresh);
     }
@@ -122,7 +111,7 @@ async fn claim_nonces(conn: &mut sqlx::PgConnection, items: &[DecisionWrite]) ->
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    for &i in first.values() {
+    for &i in &first {
         let c = items[i]
             .nonce
             .as_ref()
@@ -144,9 +133,12 @@ async fn claim_nonces(conn: &mut sqlx::PgConnection, items: &[DecisionWrite]) ->
             .await?
             .into_iter()
             .collect();
-    for (key, &i) in &first {
-        let (s, o, a, n) = *key;
-        fresh[i] = inserted.contains(&(s, o, a.to_owned(), n.to_owned()));
+    for &i in &first {
+        let c = items[i]
+            .nonce
+            .as_ref()
+            .expect("claims hold items with a nonce");
+        fresh[i] = inserted.contains(&(c.signed_at, c.org_id, c.agent_id.clone(), c.nonce.clone()));
     }
     Ok(fresh)
 }
@@ -160,20 +152,8 @@ async fn report_results(
     items: &[DecisionWrite],
     fresh: &[bool],
 ) -> Result<HashSet<usize>> {
-    let mut reports: Vec<(Uuid, Uuid, usize)> = items
-        .iter()
-        .zip(fresh)
-        .enumerate()
-        .filter_map(|(i, (item, f))| match &item.op {
-            DecisionOp::ActionResult {
-                org_id, action_id, ..
-            } if *f => Some((*org_id, *action_id, i)),
-            _ => None,
-        })
-        .collect();
-    reports.sort_unstable();
     let mut applied = HashSet::new();
-    for (_, _, i) in reports {
+    for i in crate::agents::reports_in_key_order(items, fresh) {
         let DecisionOp::ActionResult {
             org_id,
             action_id,
