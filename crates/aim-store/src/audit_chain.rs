@@ -284,12 +284,19 @@ pub struct PlannedEntry {
 pub struct Planned {
     /// In chain order.
     pub entries: Vec<PlannedEntry>,
-    /// Perfect subtrees of two leaves or more closed by the batch (level ≥ 1). A leaf
-    /// (level 0) is not stored apart: it is `leaf_hash` of its entry's `hash` column, read from
-    /// the entry itself.
+    /// Perfect subtrees of [`STORED_MIN_LEVEL`] or more closed by the batch. Smaller subtrees
+    /// are not stored: a leaf is `leaf_hash` of its entry's `hash` column, and a subtree below
+    /// that level is computed from the (at most 2^(`STORED_MIN_LEVEL` − 1)) entries it covers.
     pub nodes: Vec<(SubtreeId, Hash)>,
     pub head: ChainHead,
 }
+
+/// The smallest level of Merkle subtree the append stores (a subtree of 16 leaves). Below it a
+/// proof computes subtrees from the entries: at most one aligned block of 16 entries per
+/// computed subtree, read in one range of the `(org_id, seq)` index. With every level stored the
+/// log wrote about one subtree row per entry; from level 4 up, about one per eight entries
+/// (docs/BENCHMARKS.md). Rows of lower levels written before are left in place and not read.
+pub const STORED_MIN_LEVEL: u8 = 4;
 
 /// Appends `batch[i]` for each `i` of `indices` to `head`, in order. Records without a
 /// [`PreparedAudit`] are prepared here.
@@ -315,7 +322,7 @@ pub fn plan(mut head: ChainHead, batch: &[ChainRecord], indices: &[usize]) -> Re
             merkle::closed_subtrees(&head.frontier, leaf)
                 .ok_or_else(|| corrupt("frontier size differs from chain size"))?
                 .into_iter()
-                .filter(|((level, _), _)| *level > 0),
+                .filter(|((level, _), _)| *level >= STORED_MIN_LEVEL),
         );
         head.frontier.push(leaf);
         entries.push(PlannedEntry {
@@ -449,7 +456,7 @@ mod tests {
 
     #[test]
     fn planned_entries_verify_with_aim_core_and_resume_from_a_head() {
-        let recs: Vec<AuditRecord> = (0..13).map(rec).collect();
+        let recs: Vec<AuditRecord> = (0..40).map(rec).collect();
         // Odd records come prepared (as from a request thread), even ones are prepared by `plan`.
         let prepared: Vec<PreparedAudit> =
             recs.iter().map(|r| PreparedAudit::of(r).unwrap()).collect();
@@ -470,10 +477,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cols, first.head);
-        let rest: Vec<usize> = (5..13).collect();
+        let rest: Vec<usize> = (5..40).collect();
         let second = plan(cols, &batch, &rest).unwrap();
         let mut v = ChainVerifier::new();
+        let mut leaves = Vec::new();
         for p in first.entries.iter().chain(&second.entries) {
+            leaves.push(merkle::leaf_hash(&p.hash));
             // The entry the strict path seals at that position is the one planned.
             let e = seal(&recs[p.index], p.seq, &p.prev).unwrap();
             assert_eq!(e.hash, hex::encode(p.hash));
@@ -484,20 +493,24 @@ mod tests {
             v.push_entry(&e).unwrap();
         }
         let summary = v.finish();
-        assert_eq!(summary.size, 13);
+        assert_eq!(summary.size, 40);
         assert_eq!(summary.root, second.head.root());
-        // Every closed subtree of two leaves or more was produced exactly once (13 leaves
-        // close 6 + 3 + 1 of them), and no leaf: leaves are read from the entries.
-        let mut closed: Vec<SubtreeId> = first
-            .nodes
-            .iter()
-            .chain(&second.nodes)
-            .map(|(id, _)| *id)
-            .collect();
-        assert!(closed.iter().all(|(l, _)| *l > 0));
+        // Every closed subtree of 16 leaves or more was produced exactly once, with its hash
+        // (40 leaves close two of 16 and one of 32), and nothing smaller: those are computed
+        // from the entries.
+        let mut closed: Vec<(SubtreeId, Hash)> =
+            first.nodes.iter().chain(&second.nodes).copied().collect();
+        for ((level, i), h) in &closed {
+            assert!(*level >= STORED_MIN_LEVEL);
+            let first = (*i as usize) << level;
+            assert_eq!(*h, merkle::root(&leaves[first..first + (1 << level)]));
+        }
         closed.sort_unstable();
         closed.dedup();
-        assert_eq!(closed.len(), 10);
+        assert_eq!(
+            closed.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            vec![(4, 0), (4, 1), (5, 0)]
+        );
         assert!(
             ChainHead::from_columns(3, &[0; 32], &[0; 32]).is_err(),
             "3 needs two roots"

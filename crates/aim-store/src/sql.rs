@@ -238,17 +238,21 @@ macro_rules! impl_store {
             })
         }
 
-        /// Runs `f` (a pure function of perfect-subtree hashes) over the stored subtrees of a
-        /// chain: once to learn which subtrees it reads (the shape does not depend on the
-        /// values), then once more over those rows, fetched in one query. O(log n) rows. A
-        /// subtree of two leaves or more is an `audit_nodes` row; a leaf is `leaf_hash` of its
-        /// entry's `hash` (the append stores no separate leaf rows; rows of level 0 written
-        /// before that are not read).
+        /// Runs `f` (a pure function of perfect-subtree hashes) over the subtrees of a chain:
+        /// once to learn which subtrees it reads (the shape does not depend on the values), then
+        /// once more over their hashes. O(log n) rows. A subtree of
+        /// [`crate::audit_chain::STORED_MIN_LEVEL`] or more is an `audit_nodes` row (point
+        /// lookups); a smaller one is computed from the entries it covers: each such subtree lies
+        /// in one aligned block of 2^`STORED_MIN_LEVEL` entries, and each block is one range read
+        /// of the `(org_id, seq)` index. Rows of lower levels written before are not read.
         async fn with_nodes<T>(
             conn: &mut $conn,
             chain: Uuid,
             f: impl Fn(&mut dyn FnMut(aim_core::audit::merkle::SubtreeId) -> [u8; 32]) -> T,
         ) -> Result<T> {
+            use aim_core::audit::merkle::{leaf_hash, root};
+            use $crate::audit_chain::STORED_MIN_LEVEL;
+            const BLOCK: u64 = 1 << STORED_MIN_LEVEL;
             let mut ids = Vec::new();
             f(&mut |id| {
                 ids.push(id);
@@ -256,8 +260,9 @@ macro_rules! impl_store {
             });
             ids.sort_unstable();
             ids.dedup();
-            let mut found = std::collections::HashMap::with_capacity(ids.len());
-            for chunk in ids.chunks(200) {
+            let (stored, computed): (Vec<_>, Vec<_>) = ids.into_iter().partition(|(level, _)| *level >= STORED_MIN_LEVEL);
+            let mut found = std::collections::HashMap::with_capacity(stored.len() + computed.len());
+            for chunk in stored.chunks(200) {
                 // One primary-key point lookup per subtree, joined with UNION ALL: both planners
                 // use the index for each arm (an OR list can degrade to a scan of the org's nodes).
                 let mut qb = sqlx::QueryBuilder::<$db>::new("");
@@ -265,27 +270,53 @@ macro_rules! impl_store {
                     if n > 0 {
                         qb.push(" UNION ALL ");
                     }
-                    if *level == 0 {
-                        qb.push("SELECT CAST(0 AS BIGINT), seq, hash FROM audit_entries WHERE org_id = ")
-                            .push_bind(chain)
-                            .push(" AND seq = ")
-                            .push_bind(i64::try_from(*i).unwrap_or(i64::MAX));
-                    } else {
-                        qb.push("SELECT level, idx, hash FROM audit_nodes WHERE org_id = ")
-                            .push_bind(chain)
-                            .push(" AND closed_at = ")
-                            .push_bind($crate::write_sql::closed_at(*level, *i))
-                            .push(" AND level = ")
-                            .push_bind(i64::from(*level));
-                    }
+                    qb.push("SELECT level, idx, hash FROM audit_nodes WHERE org_id = ")
+                        .push_bind(chain)
+                        .push(" AND closed_at = ")
+                        .push_bind($crate::write_sql::closed_at(*level, *i))
+                        .push(" AND level = ")
+                        .push_bind(i64::from(*level));
                 }
                 let rows: Vec<(i64, i64, Option<Vec<u8>>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
                 for (level, i, h) in rows {
                     let h: [u8; 32] = h
                         .and_then(|h| h.try_into().ok())
                         .ok_or_else(|| Error::Corrupt(format!("audit hash of level {level} index {i} is not 32 bytes")))?;
-                    let h = if level == 0 { aim_core::audit::merkle::leaf_hash(&h) } else { h };
                     found.insert((level as u8, i as u64), h);
+                }
+            }
+            // Leaves by seq, one range read per aligned block the computed subtrees lie in.
+            let mut blocks: Vec<u64> = computed.iter().map(|(level, i)| (i << level) / BLOCK).collect();
+            blocks.sort_unstable();
+            blocks.dedup();
+            let mut leaves = std::collections::HashMap::with_capacity(blocks.len() * BLOCK as usize);
+            for chunk in blocks.chunks(50) {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("");
+                for (n, b) in chunk.iter().enumerate() {
+                    if n > 0 {
+                        qb.push(" UNION ALL ");
+                    }
+                    let start = i64::try_from(b * BLOCK).unwrap_or(i64::MAX);
+                    qb.push("SELECT seq, hash FROM audit_entries WHERE org_id = ")
+                        .push_bind(chain)
+                        .push(" AND seq >= ")
+                        .push_bind(start)
+                        .push(" AND seq < ")
+                        .push_bind(start.saturating_add(BLOCK as i64));
+                }
+                let rows: Vec<(i64, Option<Vec<u8>>)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+                for (seq, h) in rows {
+                    let h: [u8; 32] = h
+                        .and_then(|h| h.try_into().ok())
+                        .ok_or_else(|| Error::Corrupt(format!("audit entry {seq}: hash is not 32 bytes")))?;
+                    leaves.insert(seq as u64, leaf_hash(&h));
+                }
+            }
+            for (level, i) in computed {
+                let first = i << level;
+                let covered: Option<Vec<_>> = (first..first + (1u64 << level)).map(|seq| leaves.get(&seq).copied()).collect();
+                if let Some(covered) = covered {
+                    found.insert((level, i), root(&covered));
                 }
             }
             let mut missing = None;
