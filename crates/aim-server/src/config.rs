@@ -88,11 +88,12 @@ pub struct Config {
     /// Largest number of signed-request writes committed in one transaction by the group-commit
     /// writer (`decision_batch_max`, `AIM_DECISION_BATCH_MAX`). Default 256.
     pub decision_batch_max: u32,
-    /// Microseconds the SQLite group-commit writer waits for more writes before committing a
-    /// batch that is not full, only while requests arrive concurrently (the previous batch held
-    /// more than one); a lone request is never delayed, the PostgreSQL writer never waits (`decision_batch_linger_us`,
-    /// `AIM_DECISION_BATCH_LINGER_US`), 0 (never wait) to 100 000. Default 0: a fixed wait
-    /// costs moderate concurrency more than it saves at high concurrency (docs/agents.md).
+    /// Microseconds at most the SQLite group-commit writer waits for more writes before
+    /// committing a batch that is not full, only under concurrent load (at least 32 open client
+    /// connections and a previous batch of more than one) and only while writes keep arriving;
+    /// a lone request is never delayed, the PostgreSQL writer never waits
+    /// (`decision_batch_linger_us`, `AIM_DECISION_BATCH_LINGER_US`), 0 (never wait) to 100 000.
+    /// Default 1 000 (docs/agents.md "Lingering under load").
     pub decision_batch_linger_us: u64,
     /// Transport security, rate limits and metrics access (`docs/operations.md`).
     pub ops: OpsConfig,
@@ -653,7 +654,7 @@ impl Config {
             decision_batch_linger_us: num(
                 "AIM_DECISION_BATCH_LINGER_US",
                 file.decision_batch_linger_us,
-                0,
+                1_000,
             )?,
             credential_ttl_secs: num("AIM_CREDENTIAL_TTL_SECS", file.credential_ttl_secs, 86_400)?,
             trust_cache_ttl_secs: num("AIM_TRUST_CACHE_TTL_SECS", file.trust_cache_ttl_secs, 30)?,

@@ -27,6 +27,7 @@
 //!   head).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aim_store::{DecisionOutcome, DecisionWrite, Store};
@@ -41,6 +42,8 @@ type Reply = oneshot::Sender<Result<DecisionOutcome, String>>;
 #[derive(Clone)]
 pub struct DecisionWriter {
     tx: mpsc::Sender<(DecisionWrite, Reply)>,
+    /// Open client connections (see [`crate::connections`]), read by the lingering writer.
+    connections: Arc<AtomicUsize>,
 }
 
 impl DecisionWriter {
@@ -61,12 +64,18 @@ impl DecisionWriter {
         let batch_max = batch_max.max(1);
         // The queue holds a few batches; beyond that, callers wait for room (back-pressure).
         let (tx, rx) = mpsc::channel::<(DecisionWrite, Reply)>(batch_max * 4);
+        let connections = Arc::new(AtomicUsize::new(0));
         if store.commits_block_caller() {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| Error::Io(format!("decision writer runtime: {e}")))?;
-            let linger = Linger { wait: linger };
+            let linger = Linger {
+                wait: linger,
+                connections: connections.clone(),
+                target: LINGER_TARGET,
+                quiet: LINGER_STEP,
+            };
             std::thread::Builder::new()
                 .name("aim-decision-writer".into())
                 .spawn(move || runtime.block_on(run(store, batch_max, linger, metrics, rx)))
@@ -74,7 +83,14 @@ impl DecisionWriter {
         } else {
             tokio::spawn(run_overlapped(store, batch_max, metrics, rx));
         }
-        Ok(DecisionWriter { tx })
+        Ok(DecisionWriter { tx, connections })
+    }
+
+    /// The gauge of open client connections the server's listener keeps
+    /// ([`crate::connections::Counted`]); the lingering writer waits only when it is at least
+    /// [`LINGER_FLOOR`].
+    pub fn connections(&self) -> Arc<AtomicUsize> {
+        self.connections.clone()
     }
 
     /// Queues a record with `op` and no nonce (a request not signed by an agent) and waits until
@@ -115,19 +131,34 @@ impl DecisionWriter {
 /// How long the writer waits for more items before committing a batch that is not full.
 ///
 /// Invariant: it waits only when the previous batch held more than one item (requests are
-/// arriving concurrently, so more are on their way) and the current one holds fewer than
+/// arriving concurrently), at least [`LINGER_FLOOR`] client connections are open (enough
+/// requests can be in flight to fill a batch), and the current batch holds fewer than
 /// [`LINGER_TARGET`] (and fewer than the batch maximum); it stops waiting as soon as the batch
-/// reaches that size, and after `wait` at the latest. A request arriving alone is committed at
-/// once. A wait delays the batch's answers by at most `wait`.
+/// reaches that size, as soon as a step brings no new item, and after `wait` at the latest. A
+/// request arriving alone is committed at once. A wait delays the batch's answers by at most
+/// `wait`.
 ///
 /// The writer lingering owns its thread (a store whose commits block the caller): it sleeps the
 /// thread in steps of [`LINGER_STEP`], with the system timer's precision, looking at the queue
 /// after each step.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Linger {
     /// Zero: never wait.
     wait: Duration,
+    /// Open client connections ([`DecisionWriter::connections`]).
+    connections: Arc<AtomicUsize>,
+    /// The batch size it waits for: [`LINGER_TARGET`] (tests set others).
+    target: usize,
+    /// How long without a new item ends the wait: [`LINGER_STEP`], one look at the queue that
+    /// finds nothing (tests set others).
+    quiet: Duration,
 }
+
+/// The writer waits only when at least this many client connections are open. With fewer
+/// requests in flight a wait idles the cores more than the bigger batch saves: at concurrency
+/// 8, lingering cost 32–45 % of decisions/s (docs/BENCHMARKS.md), while at 64 and more it
+/// gained (HTTP/1.1 clients hold one connection per request in flight).
+const LINGER_FLOOR: usize = 32;
 
 /// Batch size past which waiting for more saves little: the store's cost per decision falls
 /// from 66 µs at batches of 7 to 40 µs at 32 and 32 µs at 64 (SQLite, `aim-bench store`,
@@ -147,18 +178,27 @@ impl Linger {
         items: &mut Vec<DecisionWrite>,
         replies: &mut Vec<Reply>,
     ) {
-        let target = LINGER_TARGET.min(batch_max);
-        if self.wait.is_zero() || items.len() >= target {
+        let target = self.target.min(batch_max);
+        if self.wait.is_zero()
+            || items.len() >= target
+            || self.connections.load(Ordering::Acquire) < LINGER_FLOOR
+        {
             return;
         }
         let deadline = std::time::Instant::now() + self.wait;
+        let mut last_new = std::time::Instant::now();
         while items.len() < target {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
+            let now = std::time::Instant::now();
+            let left = deadline.saturating_duration_since(now);
+            if left.is_zero() || now.duration_since(last_new) >= self.quiet {
                 break;
             }
             std::thread::sleep(left.min(LINGER_STEP));
+            let before = items.len();
             drain(rx, batch_max, items, replies);
+            if items.len() > before {
+                last_new = std::time::Instant::now();
+            }
         }
     }
 }
@@ -299,47 +339,100 @@ mod tests {
         }
     }
 
+    /// A linger on a busy server (as many open connections as the floor asks for).
     fn linger(wait: Duration) -> Linger {
-        Linger { wait }
+        Linger {
+            wait,
+            connections: Arc::new(AtomicUsize::new(LINGER_FLOOR)),
+            target: LINGER_TARGET,
+            quiet: LINGER_STEP,
+        }
+    }
+
+    fn queue(n: usize) -> mpsc::Receiver<(DecisionWrite, Reply)> {
+        let (tx, rx) = mpsc::channel(256);
+        for i in 0..n {
+            let (reply, _wait) = oneshot::channel();
+            tx.try_send((record(i), reply)).unwrap();
+        }
+        rx
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn lingering_stops_as_soon_as_the_batch_reaches_its_target() {
-        let (tx, mut rx) = mpsc::channel(256);
-        let sender = std::thread::spawn(move || {
-            for n in 0..LINGER_TARGET + 8 {
-                let (reply, _wait) = oneshot::channel();
-                tx.blocking_send((record(n), reply)).unwrap();
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        });
+    async fn lingering_stops_as_soon_as_the_batch_reaches_its_target_or_its_maximum() {
+        let mut rx = queue(LINGER_TARGET + 8);
         let (mut items, mut replies) = (Vec::new(), Vec::new());
         let started = Instant::now();
-        // A deadline far beyond what 40 items 1 ms apart need: reaching it means the target
-        // was ignored.
+        // A deadline far beyond one step: reaching it means the target was ignored.
         linger(Duration::from_secs(20)).fill(&mut rx, 256, &mut items, &mut replies);
         assert!(items.len() >= LINGER_TARGET, "{} items", items.len());
         assert_eq!(items.len(), replies.len());
         assert!(started.elapsed() < Duration::from_secs(10));
-        sender.join().unwrap();
+
+        let mut rx = queue(10);
+        let (mut items, mut replies) = (Vec::new(), Vec::new());
+        linger(Duration::from_secs(20)).fill(&mut rx, 4, &mut items, &mut replies);
+        assert_eq!(items.len(), 4, "the batch maximum bounds the batch");
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn lingering_ends_at_its_deadline_and_never_exceeds_the_batch_maximum() {
-        let (tx, mut rx) = mpsc::channel(256);
+    async fn a_step_that_brings_nothing_ends_the_wait() {
+        let mut rx = queue(0);
         let (mut items, mut replies) = (Vec::new(), Vec::new());
         let started = Instant::now();
-        linger(Duration::from_millis(30)).fill(&mut rx, 256, &mut items, &mut replies);
+        linger(Duration::from_secs(20)).fill(&mut rx, 256, &mut items, &mut replies);
         assert!(items.is_empty());
-        assert!(started.elapsed() >= Duration::from_millis(30));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "waited for the deadline with nothing arriving"
+        );
+    }
 
-        for n in 0..10 {
-            let (reply, _wait) = oneshot::channel();
-            tx.send((record(n), reply)).await.unwrap();
-        }
-        linger(Duration::from_secs(20)).fill(&mut rx, 4, &mut items, &mut replies);
-        assert_eq!(items.len(), 4, "the batch maximum bounds the batch");
-        drop(tx);
+    #[tokio::test(flavor = "current_thread")]
+    async fn with_fewer_open_connections_than_the_floor_nothing_waits() {
+        let mut rx = queue(3);
+        let (mut items, mut replies) = (Vec::new(), Vec::new());
+        let mut quiet = linger(Duration::from_secs(20));
+        quiet.connections = Arc::new(AtomicUsize::new(LINGER_FLOOR - 1));
+        quiet.fill(&mut rx, 256, &mut items, &mut replies);
+        assert!(items.is_empty(), "returned before looking at the queue");
+        // The same queue on a busy server is taken.
+        linger(Duration::from_secs(20)).fill(&mut rx, 256, &mut items, &mut replies);
+        assert_eq!(items.len(), 3);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn writes_arriving_without_pause_are_waited_for_until_the_deadline_only() {
+        let (tx, mut rx) = mpsc::channel(256);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sending = stop.clone();
+        // One write every ~20 µs until the wait returns (or 2 s): every step brings some.
+        let sender = std::thread::spawn(move || {
+            let mut n = 0;
+            let began = Instant::now();
+            while !sending.load(Ordering::Acquire) && began.elapsed() < Duration::from_secs(2) {
+                let (reply, _wait) = oneshot::channel();
+                if tx.try_send((record(n), reply)).is_ok() {
+                    n += 1;
+                }
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_micros(20) {
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        let (mut items, mut replies) = (Vec::new(), Vec::new());
+        let mut patient = linger(Duration::from_millis(5));
+        patient.target = usize::MAX;
+        // Only the deadline may end this wait (a scheduling pause of the sender must not).
+        patient.quiet = Duration::from_secs(60);
+        let started = Instant::now();
+        patient.fill(&mut rx, usize::MAX, &mut items, &mut replies);
+        let waited = started.elapsed();
+        stop.store(true, Ordering::Release);
+        sender.join().unwrap();
+        // Without the deadline it would wait as long as writes keep coming (2 s here).
+        assert!(waited < Duration::from_millis(500), "waited {waited:?}");
     }
 
     /// PostgreSQL's writer keeps two batches open (one committing, the next taking its locks):

@@ -29,6 +29,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod authz;
 pub mod config;
+pub mod connections;
 pub mod decision_writer;
 pub mod did;
 pub mod error;
@@ -263,10 +264,13 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, 
     let app = routes::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
     let (tx, rx) = oneshot::channel::<()>();
     let tls = tls_config.is_some();
+    let connections = state.writer.connections();
+    // `tap_io` (doing nothing) gives the wrapped listeners axum's `ConnectInfo<SocketAddr>`.
+    use axum::serve::ListenerExt as _;
     let task = match tls_config {
         None => tokio::spawn(async move {
             axum::serve(
-                listener,
+                connections::Counted::new(listener, connections).tap_io(|_| {}),
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(async {
@@ -276,8 +280,9 @@ pub async fn start(mut config: Config, clock: Arc<dyn Clock>) -> Result<Server, 
             .map_err(|e| Error::Io(format!("server: {e}")))
         }),
         Some(cfg) => {
-            use axum::serve::ListenerExt as _;
-            let listener = tls::TlsListener::new(listener, cfg).tap_io(|_| {});
+            let listener =
+                connections::Counted::new(tls::TlsListener::new(listener, cfg), connections)
+                    .tap_io(|_| {});
             tokio::spawn(async move {
                 axum::serve(
                     listener,
