@@ -6,8 +6,9 @@
 //! [`aim_store::AgentStore::commit_decisions`], and only then answers each waiter through its
 //! oneshot channel.
 //!
-//! Under concurrent load the writer can linger before a commit ([`Linger`], off by default:
-//! `decision_batch_linger_us`, docs/agents.md has the measurements): a batch's cost is
+//! Under concurrent load (at least 32 open client connections) the SQLite writer lingers before
+//! a commit ([`Linger`], `decision_batch_linger_us`, default 1 ms; docs/agents.md has the
+//! measurements): a batch's cost is
 //! mostly per transaction (the commit's WAL frames, the chain head, the B-tree pages every
 //! append dirties), so on SQLite a batch of 32 costs the store 40 µs per decision where a batch
 //! of 7 costs 66 µs (`aim-bench store --batch N`, docs/BENCHMARKS.md). A lone request never waits. Only the

@@ -16,7 +16,8 @@
 //! - [`agent_auth`]: the signed agent request extractor; [`decision_writer`]: the group-commit
 //!   writer every signed request goes through; [`did`]: did:web identifiers and documents.
 //! - [`openapi`]: the OpenAPI 3.1 document (`GET /api/v1/openapi.json`).
-//! - [`tls`]: TLS 1.3 listener; [`client_ip`]: trusted-proxy address resolution;
+//! - [`tls`]: TLS 1.3 listener; [`connections`]: the open-connection gauge the writer's linger
+//!   reads; [`client_ip`]: trusted-proxy address resolution;
 //!   [`ratelimit`]: quotas; [`metrics`]: `GET /metrics`; [`key_rotation`]: master-key rotation.
 //! - [`mcp_attestation`]: MCP server confidence from agents' attestations.
 //! - [`monitor`]: anomaly detection and event correlation over the audit log; [`alerting`]:
