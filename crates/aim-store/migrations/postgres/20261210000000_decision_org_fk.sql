@@ -1,0 +1,12 @@
+-- The decision row's foreign key to its organization is dropped on PostgreSQL.
+--
+-- Every decision is written by the hot path for an authenticated agent, whose own row references
+-- the organization, and no code path deletes organizations, so the check never decided anything;
+-- yet every decision paid for it: a lookup and a KEY SHARE lock on the one organization row
+-- that every batch of every replica inserts under (about 4.5 % of the database's CPU under the
+-- decision load; without it the writer alone took 51 instead of 56 µs per decision and the
+-- end-to-end runs made 3–6 % more decisions/s, docs/BENCHMARKS.md 2026-12-07).
+-- Invariant for later code: a path that deletes an organization must delete its decisions too.
+-- SQLite keeps its constraint (dropping one there rebuilds the table, and its check is an
+-- in-process index lookup).
+ALTER TABLE action_decisions DROP CONSTRAINT IF EXISTS action_decisions_org_id_fkey;
