@@ -12,7 +12,7 @@ pub(crate) use agent_cols;
 
 macro_rules! impl_agent_store {
     ($store:ident, $conn:ty, $db:ty) => {
-        mod agent_store_impl {
+        pub(crate) mod agent_store_impl {
             use super::{append_audit_on, append_chain_records_on};
             use uuid::Uuid;
             use $crate::actions::NewAction;
@@ -66,7 +66,7 @@ macro_rules! impl_agent_store {
             }
 
             /// Applies a request's row change; false when its precondition does not hold.
-            async fn apply_op(conn: &mut $conn, op: &DecisionOp) -> Result<bool> {
+            pub(crate) async fn apply_op(conn: &mut $conn, op: &DecisionOp) -> Result<bool> {
                 match op {
                     DecisionOp::None => Ok(true),
                     DecisionOp::InsertAction(a) => {

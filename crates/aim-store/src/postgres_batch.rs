@@ -154,28 +154,8 @@ async fn report_results(
 ) -> Result<HashSet<usize>> {
     let mut applied = HashSet::new();
     for i in crate::agents::reports_in_key_order(items, fresh) {
-        let DecisionOp::ActionResult {
-            org_id,
-            action_id,
-            agent_id,
-            result,
-            detail,
-            at,
-        } = &items[i].op
-        else {
-            continue;
-        };
-        let rows = sqlx::query(ACTION_RESULT_UPDATE)
-            .bind(org_id)
-            .bind(action_id)
-            .bind(agent_id)
-            .bind(result.as_str())
-            .bind(at)
-            .bind(detail)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        if rows == 1 {
+        // The generic path's update of one report (the same statement and binds).
+        if crate::postgres::agent_store_impl::apply_op(&mut *conn, &items[i].op).await? {
             applied.insert(i);
         }
     }
