@@ -14,6 +14,8 @@
 //!   no-op that only moves the cursor.
 //! - Detector state per agent is bounded (see the core modules); a page touches at most
 //!   [`PAGE`] entries.
+//! - A page's rows come from the audit verifier when it holds them (verified, read once for
+//!   both: [`AppState::take_verified_rows`]), else from the store; either way the same rows.
 //! - Incidents the humans resolved are never extended: the stored correlator's copy is marked
 //!   resolved when loaded, so a new match opens a new incident.
 
@@ -354,13 +356,22 @@ fn drift_of(row: &AuditRow) -> Option<(String, String, String, Value)> {
 pub async fn analyse_page(state: &AppState, backlog: MonitorBacklog) -> Result<bool, Error> {
     let org = backlog.org_id;
     let from = u64::try_from(backlog.next_seq).unwrap_or(0);
-    let rows: Vec<AuditRow> = state
-        .store
-        .list_audit_chain(org, from, PAGE)
-        .await?
-        .into_iter()
-        .filter(|r| r.seq.is_some_and(|s| s < backlog.head_size))
-        .collect();
+    // The page is read once for verification and analysis: verification keeps the rows it
+    // verified for the monitor. The store is read when they are not held (a verifier far
+    // behind or busy, rows dropped for room, a broken chain).
+    state
+        .verify_ahead(org, from, from + u64::from(PAGE))
+        .await?;
+    let mut rows = state.take_verified_rows(org, from, PAGE, backlog.head_size);
+    if rows.is_empty() {
+        rows = state
+            .store
+            .list_audit_chain(org, from, PAGE)
+            .await?
+            .into_iter()
+            .filter(|r| r.seq.is_some_and(|s| s < backlog.head_size))
+            .collect();
+    }
     let Some(last) = rows.last().and_then(|r| r.seq) else {
         return Ok(true);
     };

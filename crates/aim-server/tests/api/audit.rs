@@ -605,6 +605,91 @@ async fn two_replicas_keep_one_chain(ctx: Ctx) {
     ctx.stop().await;
 }
 
+/// The security monitor analyses the rows verification read (each entry is read from the store
+/// once for both), never rows that failed verification, and reads the store itself when the
+/// rows are not held.
+async fn monitor_takes_the_rows_verification_read(ctx: Ctx) {
+    let admin = ctx.admin().await;
+    let org = org_id(&ctx, &admin).await;
+    let shared = &ctx.ts.server.state;
+    // A state of its own (fresh verifier and tail); the background tasks use the shared one.
+    let st = shared.with_parts(|p| {
+        p.chains = std::sync::Arc::new(aim_server::audit_log::ChainStates::default());
+    });
+    assert!(st.verify_chain(org).await.unwrap().is_some());
+    let h0 = st.store.audit_head(org).await.unwrap().size;
+    let noise = |n: usize| -> Vec<AuditRecord> {
+        (0..n)
+            .map(|i| AuditRecord {
+                org_id: Some(org),
+                at: 1,
+                event_type: "test.noise".into(),
+                actor: "system".into(),
+                subject: Some(format!("user:{i}")),
+                payload: json!({"i": i}),
+                client_addr: None,
+            })
+            .collect()
+    };
+    shared.store.append_audits(&noise(300)).await.unwrap();
+    let h1 = st.store.audit_head(org).await.unwrap().size;
+    assert_eq!(h1, h0 + 300);
+    let backlog = |next_seq: u64, head_size: u64| aim_store::MonitorBacklog {
+        org_id: org,
+        next_seq: next_seq as i64,
+        head_size: head_size as i64,
+    };
+    let read = st.chains.rows_read();
+    aim_server::monitor::analyse_page(&st, backlog(h0, h1))
+        .await
+        .unwrap();
+    assert_eq!(
+        st.chains.rows_read() - read,
+        300,
+        "verification read each entry once"
+    );
+    assert_eq!(
+        st.chains.rows_handed(),
+        300,
+        "the monitor took them all from verification"
+    );
+    // The same page again (as after losing it to another replica): the rows were handed out
+    // once, so the monitor reads the store and verification reads nothing more.
+    aim_server::monitor::analyse_page(&st, backlog(h0, h1))
+        .await
+        .unwrap();
+    assert_eq!(st.chains.rows_read() - read, 300);
+    assert_eq!(st.chains.rows_handed(), 300);
+
+    // A row edited before verification saw it: verification stops before it, so the monitor
+    // gets none of the rows from it on from verification.
+    shared.store.append_audits(&noise(10)).await.unwrap();
+    let h2 = st.store.audit_head(org).await.unwrap().size;
+    execute_for_org(
+        &db_url(&ctx),
+        Box::leak(
+            format!(
+                "UPDATE audit_entries SET payload = '{{\"forged\":true}}' WHERE org_id = $1 AND seq = {}",
+                h1 + 4
+            )
+            .into_boxed_str(),
+        ),
+        org,
+    )
+    .await
+    .unwrap();
+    aim_server::monitor::analyse_page(&st, backlog(h1, h2))
+        .await
+        .unwrap();
+    assert_eq!(
+        st.chains.rows_handed(),
+        304,
+        "only the 4 rows before the edit"
+    );
+    assert_eq!(st.chain_intact(org), Some(false));
+    ctx.stop().await;
+}
+
 crate::backends!(
     two_replicas_keep_one_chain,
     bad_parameters_are_400,
@@ -614,4 +699,5 @@ crate::backends!(
     other_orgs_entries_are_never_visible,
     security_events_land_in_the_chain,
     concurrent_requests_keep_one_chain,
+    monitor_takes_the_rows_verification_read,
 );
