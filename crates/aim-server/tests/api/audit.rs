@@ -690,6 +690,47 @@ async fn monitor_takes_the_rows_verification_read(ctx: Ctx) {
     ctx.stop().await;
 }
 
+/// An entry deleted below the verification target while later entries exist: verification
+/// reports the chain broken and returns (it does not wait for the missing entry).
+async fn verification_stops_at_a_missing_entry(ctx: Ctx) {
+    let admin = ctx.admin().await;
+    let org = org_id(&ctx, &admin).await;
+    let shared = &ctx.ts.server.state;
+    let st = shared.with_parts(|p| {
+        p.chains = std::sync::Arc::new(aim_server::audit_log::ChainStates::default());
+    });
+    assert!(st.verify_chain(org).await.unwrap().is_some());
+    let h0 = st.store.audit_head(org).await.unwrap().size;
+    let recs: Vec<AuditRecord> = (0..2)
+        .map(|i| AuditRecord {
+            org_id: Some(org),
+            at: 1,
+            event_type: "test.noise".into(),
+            actor: "system".into(),
+            subject: Some(format!("user:{i}")),
+            payload: json!({}),
+            client_addr: None,
+        })
+        .collect();
+    shared.store.append_audits(&recs).await.unwrap();
+    execute_for_org(
+        &db_url(&ctx),
+        Box::leak(
+            format!("DELETE FROM audit_entries WHERE org_id = $1 AND seq = {h0}").into_boxed_str(),
+        ),
+        org,
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), st.verify_ahead(org, h0, h0 + 1))
+        .await
+        .expect("verification returned")
+        .unwrap();
+    assert_eq!(st.chain_intact(org), Some(false));
+    assert!(st.take_verified_rows(org, h0, 10, i64::MAX).is_empty());
+    ctx.stop().await;
+}
+
 crate::backends!(
     two_replicas_keep_one_chain,
     bad_parameters_are_400,
@@ -700,4 +741,5 @@ crate::backends!(
     security_events_land_in_the_chain,
     concurrent_requests_keep_one_chain,
     monitor_takes_the_rows_verification_read,
+    verification_stops_at_a_missing_entry,
 );
