@@ -731,6 +731,52 @@ async fn verification_stops_at_a_missing_entry(ctx: Ctx) {
     ctx.stop().await;
 }
 
+/// Verification failing with an error (here an unreadable chain head) does not stop the security
+/// monitor: it analyses the page from the store.
+async fn monitor_reads_the_store_when_verification_fails(ctx: Ctx) {
+    let admin = ctx.admin().await;
+    let org = org_id(&ctx, &admin).await;
+    let shared = &ctx.ts.server.state;
+    let st = shared.with_parts(|p| {
+        p.chains = std::sync::Arc::new(aim_server::audit_log::ChainStates::default());
+    });
+    let h0 = st.store.audit_head(org).await.unwrap().size;
+    let recs: Vec<AuditRecord> = (0..20)
+        .map(|i| AuditRecord {
+            org_id: Some(org),
+            at: 1,
+            event_type: "test.noise".into(),
+            actor: "system".into(),
+            subject: Some(format!("user:{i}")),
+            payload: json!({}),
+            client_addr: None,
+        })
+        .collect();
+    shared.store.append_audits(&recs).await.unwrap();
+    let h1 = st.store.audit_head(org).await.unwrap().size;
+    execute_for_org(
+        &db_url(&ctx),
+        "UPDATE audit_heads SET frontier = substr(frontier, 1, 5) WHERE org_id = $1",
+        org,
+    )
+    .await
+    .unwrap();
+    assert!(
+        st.store.audit_head(org).await.is_err(),
+        "the head is unreadable"
+    );
+    let backlog = aim_store::MonitorBacklog {
+        org_id: org,
+        next_seq: h0 as i64,
+        head_size: h1 as i64,
+    };
+    aim_server::monitor::analyse_page(&st, backlog)
+        .await
+        .expect("the monitor analysed the page from the store");
+    assert_eq!(st.chains.rows_handed(), 0);
+    ctx.stop().await;
+}
+
 crate::backends!(
     two_replicas_keep_one_chain,
     bad_parameters_are_400,
@@ -742,4 +788,5 @@ crate::backends!(
     concurrent_requests_keep_one_chain,
     monitor_takes_the_rows_verification_read,
     verification_stops_at_a_missing_entry,
+    monitor_reads_the_store_when_verification_fails,
 );
