@@ -34,6 +34,11 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Database pool size. Default 10.
     pub database_max_connections: u32,
+    /// When a SQLite commit is durable (`sqlite_durability`, `AIM_SQLITE_DURABILITY`): `full`
+    /// (default; the WAL is synced at every commit, so an answered request survives a power
+    /// loss) or `normal` (synced at checkpoints; commits survive a crash of the server process
+    /// only). PostgreSQL ignores it.
+    pub sqlite_durability: aim_store::sqlite::SqliteDurability,
     /// JWT `iss` claim. Default `aim-server`.
     pub jwt_issuer: String,
     /// JWT `aud` claim. Default `aim-api`.
@@ -236,6 +241,7 @@ pub struct FileConfig {
     pub home: Option<PathBuf>,
     pub database_url: Option<String>,
     pub database_max_connections: Option<u32>,
+    pub sqlite_durability: Option<String>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
     pub access_token_ttl_secs: Option<u64>,
@@ -578,6 +584,14 @@ impl Config {
                 file.database_max_connections,
                 10,
             )?,
+            sqlite_durability: match e("AIM_SQLITE_DURABILITY").or(file.sqlite_durability) {
+                None => aim_store::sqlite::SqliteDurability::default(),
+                Some(v) => v.parse().map_err(|_| {
+                    Error::Config(format!(
+                        "sqlite_durability must be \"full\" or \"normal\", not {v:?}"
+                    ))
+                })?,
+            },
             jwt_issuer: e("AIM_JWT_ISSUER")
                 .or(file.jwt_issuer)
                 .unwrap_or_else(|| "aim-server".into()),
@@ -871,6 +885,46 @@ mod tests {
             err.to_string().contains("AIM_ACCESS_TOKEN_TTL_SECS"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sqlite_durability_defaults_to_full_and_rejects_other_values() {
+        use aim_store::sqlite::SqliteDurability;
+        fn load(v: Option<&'static str>) -> Result<Config, Error> {
+            let env = move |k: &str| match k {
+                "HOME" => Some("/h".to_string()),
+                "AIM_SQLITE_DURABILITY" => v.map(str::to_string),
+                _ => None,
+            };
+            Config::load_with_env(&Overrides::default(), &env)
+        }
+        assert_eq!(
+            load(None).unwrap().sqlite_durability,
+            SqliteDurability::Full
+        );
+        assert_eq!(
+            load(Some("normal")).unwrap().sqlite_durability,
+            SqliteDurability::Normal
+        );
+        assert_eq!(
+            load(Some("FULL")).unwrap().sqlite_durability,
+            SqliteDurability::Full
+        );
+        let err = load(Some("off")).unwrap_err();
+        assert!(err.to_string().contains("sqlite_durability"), "{err}");
+        // The file key too.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("aim.toml");
+        std::fs::write(&f, "sqlite_durability = \"normal\"\n").unwrap();
+        let c = Config::load_with_env(
+            &Overrides {
+                config_file: Some(f),
+                ..Default::default()
+            },
+            &env_of(&[("HOME", "/h")]),
+        )
+        .unwrap();
+        assert_eq!(c.sqlite_durability, SqliteDurability::Normal);
     }
 
     #[test]

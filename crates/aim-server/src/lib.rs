@@ -127,7 +127,12 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppSta
             .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
         restrict_dir(&dir);
     }
-    let store = aim_store::connect(&url, config.database_max_connections).await?;
+    let store = aim_store::connect_with(
+        &url,
+        config.database_max_connections,
+        config.sqlite_durability,
+    )
+    .await?;
     let ring = Arc::new(keyring::KeyRing::load(
         config.master_key.as_ref(),
         &config.master_key_file,
@@ -360,7 +365,12 @@ pub async fn rotate_key(
             .map_err(|e| Error::Io(format!("cannot create {}: {e}", dir.display())))?;
         restrict_dir(&dir);
     }
-    let store = aim_store::connect(&url, config.database_max_connections).await?;
+    let store = aim_store::connect_with(
+        &url,
+        config.database_max_connections,
+        config.sqlite_durability,
+    )
+    .await?;
     let res = key_rotation::rotate(store.as_ref(), config, opts).await;
     store.close().await;
     res

@@ -62,13 +62,23 @@ pub use store::Store;
 /// `postgres://` / `postgresql://` URLs select PostgreSQL; `sqlite:` URLs (or a plain path)
 /// select SQLite, creating the file (mode 0600 on Unix) if missing.
 pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>> {
+    connect_with(url, max_connections, sqlite::SqliteDurability::default()).await
+}
+
+/// [`connect`] with the durability of SQLite commits (PostgreSQL ignores it: its commits follow
+/// the server's `synchronous_commit`).
+pub async fn connect_with(
+    url: &str,
+    max_connections: u32,
+    sqlite_durability: sqlite::SqliteDurability,
+) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(
             postgres::PgStore::connect(url, max_connections).await?,
         ))
     } else {
         Ok(Arc::new(
-            sqlite::SqliteStore::connect(url, max_connections).await?,
+            sqlite::SqliteStore::connect_with(url, max_connections, sqlite_durability).await?,
         ))
     }
 }

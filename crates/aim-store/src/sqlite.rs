@@ -38,6 +38,54 @@ pub struct SqliteStore {
     batch: Arc<crate::sqlite_batch::BatchConnection>,
 }
 
+/// When a commit on SQLite is durable (`PRAGMA synchronous` of the connections that write).
+///
+/// Both modes keep every committed transaction across a crash of the server process. They
+/// differ on an operating-system crash or power loss: with [`SqliteDurability::Full`] the WAL is
+/// synced at every commit, so a request answered after its commit (every audited write) is never
+/// lost; with [`SqliteDurability::Normal`] the WAL is synced only at checkpoints, so the commits
+/// made since the last one can be lost (SQLite's documented trade-off for WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteDurability {
+    /// `synchronous = FULL` (the default).
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`.
+    Normal,
+}
+
+impl SqliteDurability {
+    /// The `PRAGMA synchronous` value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SqliteDurability::Full => "FULL",
+            SqliteDurability::Normal => "NORMAL",
+        }
+    }
+
+    fn sqlx(self) -> SqliteSynchronous {
+        match self {
+            SqliteDurability::Full => SqliteSynchronous::Full,
+            SqliteDurability::Normal => SqliteSynchronous::Normal,
+        }
+    }
+}
+
+impl FromStr for SqliteDurability {
+    type Err = crate::Error;
+
+    /// `full` or `normal` (any case).
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(SqliteDurability::Full),
+            "normal" => Ok(SqliteDurability::Normal),
+            _ => Err(crate::Error::Invalid(format!(
+                "SQLite durability must be \"full\" or \"normal\", not {s:?}"
+            ))),
+        }
+    }
+}
+
 /// How often the background task checkpoints the WAL.
 pub const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
@@ -53,6 +101,15 @@ impl SqliteStore {
     /// path) and applies migrations. On Unix a newly created file is restricted to its owner.
     /// `max_connections` bounds the read-only connections; the writer is one more.
     pub async fn connect(url: &str, max_connections: u32) -> crate::Result<Self> {
+        Self::connect_with(url, max_connections, SqliteDurability::default()).await
+    }
+
+    /// [`SqliteStore::connect`] with the given durability of commits.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        durability: SqliteDurability,
+    ) -> crate::Result<Self> {
         let url = if url.starts_with("sqlite:") {
             url.to_string()
         } else {
@@ -62,7 +119,7 @@ impl SqliteStore {
             .map_err(|e| crate::Error::Location(e.to_string()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(durability.sqlx())
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let path = opts.get_filename().to_path_buf();
@@ -104,7 +161,7 @@ impl SqliteStore {
             pool,
             writer,
             maint,
-            batch: Arc::new(crate::sqlite_batch::BatchConnection::new(path)),
+            batch: Arc::new(crate::sqlite_batch::BatchConnection::new(path, durability)),
         })
     }
 
@@ -263,6 +320,35 @@ mod tests {
         assert!(wal.exists(), "WAL in use while the store is open");
         store.close().await;
         assert!(!wal.exists(), "a connection stayed open after close");
+    }
+
+    /// The durability setting reaches both connections that commit (the sqlx writer and the
+    /// batch connection); `full` is the default.
+    #[tokio::test]
+    async fn durability_applies_to_every_writing_connection() {
+        assert_eq!(SqliteDurability::default(), SqliteDurability::Full);
+        assert_eq!(
+            "NORMAL".parse::<SqliteDurability>().unwrap(),
+            SqliteDurability::Normal
+        );
+        assert!("off".parse::<SqliteDurability>().is_err());
+        for (durability, want) in [(SqliteDurability::Full, 2), (SqliteDurability::Normal, 1)] {
+            let db = crate::testing::TestDb::sqlite().unwrap();
+            let store = SqliteStore::connect_with(&db.url, 2, durability)
+                .await
+                .unwrap();
+            let writer: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&store.writer)
+                .await
+                .unwrap();
+            assert_eq!(writer, want, "{durability:?} on the writer");
+            assert_eq!(
+                store.batch.synchronous().unwrap(),
+                want,
+                "{durability:?} on the batch connection"
+            );
+            crate::Store::close(&store).await;
+        }
     }
 
     #[tokio::test]

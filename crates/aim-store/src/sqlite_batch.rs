@@ -32,7 +32,7 @@
 //! - the transaction is `BEGIN IMMEDIATE`, like every other write of the store;
 //! - the batch connection is left outside any transaction: commit, or rollback on every error
 //!   (and on unwind, by rusqlite's transaction guard);
-//! - the batch connection has the writer's settings (WAL, `synchronous = NORMAL`, foreign keys,
+//! - the batch connection has the writer's settings (WAL, the same `synchronous`, foreign keys,
 //!   in-memory statement journals, the same automatic-checkpoint backstop and WAL size limit).
 
 use std::collections::{BTreeMap, HashSet};
@@ -67,14 +67,17 @@ pub(crate) fn applies(items: &[DecisionWrite]) -> bool {
 #[derive(Debug)]
 pub(crate) struct BatchConnection {
     path: PathBuf,
+    /// The writer's `synchronous` setting, which this connection must share.
+    durability: crate::sqlite::SqliteDurability,
     conn: Mutex<Option<Connection>>,
 }
 
 impl BatchConnection {
     /// A batch connection for the database file at `path` (opened at the first batch).
-    pub(crate) fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf, durability: crate::sqlite::SqliteDurability) -> Self {
         BatchConnection {
             path,
+            durability,
             conn: Mutex::new(None),
         }
     }
@@ -87,6 +90,14 @@ impl BatchConnection {
         drop(conn);
     }
 
+    /// `PRAGMA synchronous` of a connection opened as batches open theirs (tests).
+    #[cfg(test)]
+    pub(crate) fn synchronous(&self) -> Result<i64> {
+        self.open()?
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .map_err(sqlite_err)
+    }
+
     fn open(&self) -> Result<Connection> {
         let db = Connection::open_with_flags(
             &self.path,
@@ -96,8 +107,9 @@ impl BatchConnection {
         db.busy_timeout(Duration::from_secs(10))
             .map_err(sqlite_err)?;
         db.execute_batch(&format!(
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; \
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = {}; PRAGMA temp_store = MEMORY; \
              PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
+            self.durability.pragma(),
             crate::sqlite::WAL_BACKSTOP_PAGES,
             crate::sqlite::WAL_SIZE_LIMIT
         ))
