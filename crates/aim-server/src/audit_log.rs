@@ -20,7 +20,7 @@
 //!   until a chain was verified once); a chain found broken stays broken for the life of the
 //!   process. Entries already verified are not re-read, so a later edit of such a row is found
 //!   by the next process start or by `GET /api/v1/audit/verify` (full pass), not here.
-//! - **One read for verification and monitoring** ([`VerifiedTail`]): the security monitor has
+//! - **One read for verification and monitoring** (`VerifiedTail`): the security monitor has
 //!   the verifier verify up to the end of its next page ([`AppState::verify_ahead`]) and takes
 //!   the rows verification read ([`AppState::take_verified_rows`]), so each entry is read from
 //!   the store once for both. Only verified rows at or after the monitor's cursor are held.
@@ -303,7 +303,7 @@ impl AppState {
     }
 
     /// Up to `max` verified rows of the organization from `seq = from` on, each below `below`,
-    /// that verification read and kept for the monitor (see [`VerifiedTail`]); each is handed
+    /// that verification read and kept for the monitor (see `VerifiedTail`); each is handed
     /// out once. Empty when they are not held (the caller reads the store).
     pub fn take_verified_rows(
         &self,

@@ -7,7 +7,7 @@
 //! oneshot channel.
 //!
 //! Under concurrent load (at least 32 open client connections) the SQLite writer lingers before
-//! a commit ([`Linger`], `decision_batch_linger_us`, default 1 ms; docs/agents.md has the
+//! a commit (`Linger`, `decision_batch_linger_us`, default 1 ms; docs/agents.md has the
 //! measurements): a batch's cost is
 //! mostly per transaction (the commit's WAL frames, the chain head, the B-tree pages every
 //! append dirties), so on SQLite a batch of 32 costs the store 40 µs per decision where a batch
@@ -15,7 +15,7 @@
 //! writer of a store whose commits block the caller (SQLite, microseconds per statement) lingers;
 //! a PostgreSQL batch fills by itself during its milliseconds of commit, and its writer is what
 //! bounds PostgreSQL's throughput, so waiting would only idle it. There the writer instead starts
-//! the next batch during the previous one's commit ([`run_overlapped`]).
+//! the next batch during the previous one's commit (`run_overlapped`).
 //!
 //! Invariants:
 //! - a waiter is answered only after the transaction holding its item committed (or failed);
@@ -55,7 +55,7 @@ impl DecisionWriter {
     /// on it, see `aim_store::Store::commits_block_caller`) gets a thread of its own with a
     /// single-threaded runtime, so request handlers never wait behind a batch; other stores'
     /// writer is a task on the current runtime that overlaps each batch with the previous
-    /// commit ([`run_overlapped`]).
+    /// commit (`run_overlapped`).
     pub fn spawn(
         store: Arc<dyn Store>,
         batch_max: usize,
@@ -89,7 +89,7 @@ impl DecisionWriter {
 
     /// The gauge of open client connections the server's listener keeps
     /// ([`crate::connections::Counted`]); the lingering writer waits only when it is at least
-    /// [`LINGER_FLOOR`].
+    /// `LINGER_FLOOR`.
     pub fn connections(&self) -> Arc<AtomicUsize> {
         self.connections.clone()
     }

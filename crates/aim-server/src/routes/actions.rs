@@ -85,7 +85,7 @@ const RISK_WORDS: &[(RiskLevel, &[&str])] = &[
     ),
 ];
 
-/// The server's risk classification of a capability (see [`RISK_WORDS`]).
+/// The server's risk classification of a capability (see `RISK_WORDS`).
 pub fn classify(cap: &Capability) -> RiskLevel {
     cap.action()
         .split(['_', '-', '.'])
@@ -176,7 +176,7 @@ pub struct ActionAsk {
     /// Trimmed; may be empty only on the aim-sdk route, whose `resource` is optional.
     pub resource: String,
     pub context: Map<String, Value>,
-    /// `context` serialized (at most [`MAX_CONTEXT`] bytes), as stored with the decision.
+    /// `context` serialized (at most `MAX_CONTEXT` bytes), as stored with the decision.
     pub context_text: String,
 }
 
