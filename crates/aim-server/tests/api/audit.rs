@@ -605,6 +605,43 @@ async fn two_replicas_keep_one_chain(ctx: Ctx) {
     ctx.stop().await;
 }
 
+/// A state on the test server's store with a verifier (and verified-rows tail) of its own; the
+/// server's background tasks keep using theirs.
+fn own_verifier(ctx: &Ctx) -> aim_server::AppState {
+    ctx.ts.server.state.with_parts(|p| {
+        p.chains = std::sync::Arc::new(aim_server::audit_log::ChainStates::default());
+    })
+}
+
+/// `n` audit records at `at` about other subjects (no detector event maps to them).
+pub(crate) fn noise(org: Uuid, at: i64, n: usize) -> Vec<AuditRecord> {
+    (0..n)
+        .map(|i| AuditRecord {
+            org_id: Some(org),
+            at,
+            event_type: "test.noise".into(),
+            actor: "system".into(),
+            subject: Some(format!("user:{i}")),
+            payload: json!({"i": i}),
+            client_addr: None,
+        })
+        .collect()
+}
+
+/// The monitor's backlog of `org` from `next_seq` to `head_size`.
+fn backlog(org: Uuid, next_seq: u64, head_size: u64) -> aim_store::MonitorBacklog {
+    aim_store::MonitorBacklog {
+        org_id: org,
+        next_seq: next_seq as i64,
+        head_size: head_size as i64,
+    }
+}
+
+/// SQL built at run time, for `execute_for_org` (which takes `&'static str`).
+fn leak(sql: String) -> &'static str {
+    Box::leak(sql.into_boxed_str())
+}
+
 /// The security monitor analyses the rows verification read (each entry is read from the store
 /// once for both), never rows that failed verification, and reads the store itself when the
 /// rows are not held.
@@ -612,35 +649,18 @@ async fn monitor_takes_the_rows_verification_read(ctx: Ctx) {
     let admin = ctx.admin().await;
     let org = org_id(&ctx, &admin).await;
     let shared = &ctx.ts.server.state;
-    // A state of its own (fresh verifier and tail); the background tasks use the shared one.
-    let st = shared.with_parts(|p| {
-        p.chains = std::sync::Arc::new(aim_server::audit_log::ChainStates::default());
-    });
+    let st = own_verifier(&ctx);
     assert!(st.verify_chain(org).await.unwrap().is_some());
     let h0 = st.store.audit_head(org).await.unwrap().size;
-    let noise = |n: usize| -> Vec<AuditRecord> {
-        (0..n)
-            .map(|i| AuditRecord {
-                org_id: Some(org),
-                at: 1,
-                event_type: "test.noise".into(),
-                actor: "system".into(),
-                subject: Some(format!("user:{i}")),
-                payload: json!({"i": i}),
-                client_addr: None,
-            })
-            .collect()
-    };
-    shared.store.append_audits(&noise(300)).await.unwrap();
+    shared
+        .store
+        .append_audits(&noise(org, 1, 300))
+        .await
+        .unwrap();
     let h1 = st.store.audit_head(org).await.unwrap().size;
     assert_eq!(h1, h0 + 300);
-    let backlog = |next_seq: u64, head_size: u64| aim_store::MonitorBacklog {
-        org_id: org,
-        next_seq: next_seq as i64,
-        head_size: head_size as i64,
-    };
     let read = st.chains.rows_read();
-    aim_server::monitor::analyse_page(&st, backlog(h0, h1))
+    aim_server::monitor::analyse_page(&st, backlog(org, h0, h1))
         .await
         .unwrap();
     assert_eq!(
@@ -655,7 +675,7 @@ async fn monitor_takes_the_rows_verification_read(ctx: Ctx) {
     );
     // The same page again (as after losing it to another replica): the rows were handed out
     // once, so the monitor reads the store and verification reads nothing more.
-    aim_server::monitor::analyse_page(&st, backlog(h0, h1))
+    aim_server::monitor::analyse_page(&st, backlog(org, h0, h1))
         .await
         .unwrap();
     assert_eq!(st.chains.rows_read() - read, 300);
@@ -663,22 +683,23 @@ async fn monitor_takes_the_rows_verification_read(ctx: Ctx) {
 
     // A row edited before verification saw it: verification stops before it, so the monitor
     // gets none of the rows from it on from verification.
-    shared.store.append_audits(&noise(10)).await.unwrap();
+    shared
+        .store
+        .append_audits(&noise(org, 1, 10))
+        .await
+        .unwrap();
     let h2 = st.store.audit_head(org).await.unwrap().size;
     execute_for_org(
         &db_url(&ctx),
-        Box::leak(
-            format!(
-                "UPDATE audit_entries SET payload = '{{\"forged\":true}}' WHERE org_id = $1 AND seq = {}",
-                h1 + 4
-            )
-            .into_boxed_str(),
-        ),
+        leak(format!(
+            "UPDATE audit_entries SET payload = '{{\"forged\":true}}' WHERE org_id = $1 AND seq = {}",
+            h1 + 4
+        )),
         org,
     )
     .await
     .unwrap();
-    aim_server::monitor::analyse_page(&st, backlog(h1, h2))
+    aim_server::monitor::analyse_page(&st, backlog(org, h1, h2))
         .await
         .unwrap();
     assert_eq!(
@@ -696,28 +717,15 @@ async fn verification_stops_at_a_missing_entry(ctx: Ctx) {
     let admin = ctx.admin().await;
     let org = org_id(&ctx, &admin).await;
     let shared = &ctx.ts.server.state;
-    let st = shared.with_parts(|p| {
-        p.chains = std::sync::Arc::new(aim_server::audit_log::ChainStates::default());
-    });
+    let st = own_verifier(&ctx);
     assert!(st.verify_chain(org).await.unwrap().is_some());
     let h0 = st.store.audit_head(org).await.unwrap().size;
-    let recs: Vec<AuditRecord> = (0..2)
-        .map(|i| AuditRecord {
-            org_id: Some(org),
-            at: 1,
-            event_type: "test.noise".into(),
-            actor: "system".into(),
-            subject: Some(format!("user:{i}")),
-            payload: json!({}),
-            client_addr: None,
-        })
-        .collect();
-    shared.store.append_audits(&recs).await.unwrap();
+    shared.store.append_audits(&noise(org, 1, 2)).await.unwrap();
     execute_for_org(
         &db_url(&ctx),
-        Box::leak(
-            format!("DELETE FROM audit_entries WHERE org_id = $1 AND seq = {h0}").into_boxed_str(),
-        ),
+        leak(format!(
+            "DELETE FROM audit_entries WHERE org_id = $1 AND seq = {h0}"
+        )),
         org,
     )
     .await
@@ -737,22 +745,13 @@ async fn monitor_reads_the_store_when_verification_fails(ctx: Ctx) {
     let admin = ctx.admin().await;
     let org = org_id(&ctx, &admin).await;
     let shared = &ctx.ts.server.state;
-    let st = shared.with_parts(|p| {
-        p.chains = std::sync::Arc::new(aim_server::audit_log::ChainStates::default());
-    });
+    let st = own_verifier(&ctx);
     let h0 = st.store.audit_head(org).await.unwrap().size;
-    let recs: Vec<AuditRecord> = (0..20)
-        .map(|i| AuditRecord {
-            org_id: Some(org),
-            at: 1,
-            event_type: "test.noise".into(),
-            actor: "system".into(),
-            subject: Some(format!("user:{i}")),
-            payload: json!({}),
-            client_addr: None,
-        })
-        .collect();
-    shared.store.append_audits(&recs).await.unwrap();
+    shared
+        .store
+        .append_audits(&noise(org, 1, 20))
+        .await
+        .unwrap();
     let h1 = st.store.audit_head(org).await.unwrap().size;
     execute_for_org(
         &db_url(&ctx),
@@ -765,12 +764,7 @@ async fn monitor_reads_the_store_when_verification_fails(ctx: Ctx) {
         st.store.audit_head(org).await.is_err(),
         "the head is unreadable"
     );
-    let backlog = aim_store::MonitorBacklog {
-        org_id: org,
-        next_seq: h0 as i64,
-        head_size: h1 as i64,
-    };
-    aim_server::monitor::analyse_page(&st, backlog)
+    aim_server::monitor::analyse_page(&st, backlog(org, h0, h1))
         .await
         .expect("the monitor analysed the page from the store");
     assert_eq!(st.chains.rows_handed(), 0);

@@ -391,17 +391,7 @@ async fn evidence_reads_counters_not_the_chain(ctx: Ctx) {
     // A longer chain: many events about other subjects.
     let st = state(&ctx);
     let now = st.now_ms();
-    let noise: Vec<AuditRecord> = (0..3000)
-        .map(|i| AuditRecord {
-            org_id: Some(org),
-            at: now,
-            event_type: "test.noise".into(),
-            actor: "system".into(),
-            subject: Some(format!("user:{i}")),
-            payload: json!({}),
-            client_addr: None,
-        })
-        .collect();
+    let noise = crate::audit::noise(org, now, 3000);
     st.store.append_audits(&noise).await.unwrap();
     // The checkpointer verifies and signs the due chain; wait until it is done, so that no
     // verification runs while trust is computed below.
