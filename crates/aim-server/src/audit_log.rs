@@ -192,7 +192,7 @@ impl VerifiedTail {
     /// Hands out up to `max` rows of the organization's tail from `seq = from` on, each below
     /// `below`; drops the rows before `from`. Empty when the tail does not hold `from`.
     fn take(&mut self, org_id: Uuid, from: i64, max: usize, below: i64) -> Vec<AuditRow> {
-        self.wanted.insert(org_id, from);
+        self.want(org_id, from);
         let Some(tail) = self.orgs.get_mut(&org_id) else {
             return Vec::new();
         };
@@ -211,7 +211,7 @@ impl VerifiedTail {
             self.orgs.remove(&org_id);
         }
         if let Some(last) = out.last().and_then(|r| r.seq) {
-            self.wanted.insert(org_id, last + 1);
+            self.want(org_id, last + 1);
         }
         out
     }
@@ -398,14 +398,10 @@ impl AppState {
             org.intact.store(BROKEN, Ordering::Release);
             return Ok(None);
         }
-        if target < head.size {
-            // A prefix: its root is not the head's, and the chain's state stays as it was.
-            return Ok(Some(Verified {
-                size: v.size(),
-                root: v.root(),
-            }));
+        // A prefix's root is not the head's: the chain's state stays as it was.
+        if target == head.size {
+            org.intact.store(INTACT, Ordering::Release);
         }
-        org.intact.store(INTACT, Ordering::Release);
         Ok(Some(Verified {
             size: v.size(),
             root: v.root(),
